@@ -1,0 +1,70 @@
+# Home Security Intelligence: one entry point for setting up, testing and running everything.
+# `make test` and `make demo` create both virtual environments from scratch when missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY311 ?= $(shell scripts/find-python 3.11)
+PY313 ?= $(shell scripts/find-python 3.13)
+VENV_SERVER := .venv/server
+VENV_HA := .venv/ha
+SERVER_PY := $(CURDIR)/$(VENV_SERVER)/bin/python
+HA_PY := $(CURDIR)/$(VENV_HA)/bin/python
+SERVER_STAMP := $(VENV_SERVER)/.installed
+HA_STAMP := $(VENV_HA)/.installed
+# llama-cpp-python builds from source: portable AVX2 binary, both cores (cached as a wheel).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PORT ?= 8090
+
+.PHONY: help venv venv-server venv-ha test test-server test-ha lint demo bench tiny-models clean
+
+help:
+	@echo "make test    create both venvs if missing, lint, run every test suite"
+	@echo "make demo    run the AI server with the tiny profile on port $(PORT)"
+	@echo "make bench   run the benchmarks in bench/ (figures go to docs/benchmarks.md)"
+	@echo "make lint    ruff + mypy"
+
+venv: venv-server venv-ha
+venv-server: $(SERVER_STAMP)
+venv-ha: $(HA_STAMP)
+
+$(SERVER_STAMP): pyproject.toml constraints/server.txt
+	@test -n "$(PY311)" || { echo "python3.11 not found"; exit 1; }
+	test -x $(VENV_SERVER)/bin/python || $(PY311) -m venv $(VENV_SERVER)
+	$(VENV_SERVER)/bin/pip install -q --upgrade pip
+	$(VENV_SERVER)/bin/pip install -c constraints/server.txt -e '.[dev,bench]'
+	touch $@
+
+$(HA_STAMP): requirements/ha-test.txt constraints/ha.txt
+	@test -n "$(PY313)" || { echo "python3.13 not found (needed by Home Assistant)"; exit 1; }
+	test -x $(VENV_HA)/bin/python || $(PY313) -m venv $(VENV_HA)
+	$(VENV_HA)/bin/pip install -q --upgrade pip
+	$(VENV_HA)/bin/pip install -c constraints/ha.txt -r requirements/ha-test.txt
+	touch $@
+
+lint: $(SERVER_STAMP)
+	$(VENV_SERVER)/bin/ruff check .
+	$(VENV_SERVER)/bin/ruff format --check .
+	$(VENV_SERVER)/bin/mypy ai_server bench
+
+test-server: $(SERVER_STAMP)
+	$(SERVER_PY) -m pytest -q tests/ai_server
+
+test-ha: $(HA_STAMP) $(SERVER_STAMP)
+	@if [ -d tests/hsi ]; then HSI_SERVER_PYTHON=$(SERVER_PY) $(HA_PY) -m pytest -q -c tests/hsi/pytest.ini tests/hsi; \
+	else echo "no integration tests yet"; fi
+
+test: lint test-server test-ha
+
+demo: $(SERVER_STAMP)
+	$(SERVER_PY) -m ai_server serve --profile tiny --port $(PORT)
+
+tiny-models: $(SERVER_STAMP)
+	$(SERVER_PY) -m ai_server make-tiny-models .cache/tiny-models
+
+bench: $(SERVER_STAMP)
+	$(SERVER_PY) bench/detect.py --profile tiny
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .cache

@@ -1,0 +1,277 @@
+"""Server settings: one table of settings read from defaults, add-on options, environment and CLI.
+
+Precedence, lowest first: built-in defaults < `/data/options.json` (the HA add-on's options) <
+environment variables < command-line flags. Every value is parsed and validated here, so a bad
+setting stops the server at start with a message that names it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ADDON_OPTIONS_PATH = Path("/data/options.json")
+PROFILES = ("default", "tiny")
+# Security-relevant COCO classes reported by default; "all" disables the filter.
+DEFAULT_CLASSES = ("person", "car", "truck", "bus", "motorcycle", "bicycle", "dog", "cat", "bird")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class ConfigError(ValueError):
+    """A setting has an invalid value; the message names the setting."""
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hsi"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 8090
+    api_key: str | None = field(default=None, repr=False)
+    profile: str = "default"
+    device: str = "auto"
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    detector_path: str | None = None
+    confidence: float = 0.5
+    classes: tuple[str, ...] | None = DEFAULT_CLASSES
+    batch_max_size: int = 8
+    batch_max_wait_ms: float = 10.0
+    queue_max: int = 64
+    max_body_mb: float = 10.0
+    max_image_pixels: int = 40_000_000
+    max_batch_images: int = 32
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    torch_threads: int | None = None
+    warmup: bool = True
+    preload: tuple[str, ...] = ("detector",)
+    log_level: str = "INFO"
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert is not None
+
+    def validate(self) -> Settings:
+        """Cross-field checks; single values are checked by their parsers."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("HSI_TLS_CERT and HSI_TLS_KEY must be set together")
+        for name, path in (("HSI_TLS_CERT", self.tls_cert), ("HSI_TLS_KEY", self.tls_key)):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{name}: file not found: {path}")
+        return self
+
+
+# --- parsers: each takes the raw value (str from env/CLI, JSON value from options) ---------
+
+
+def _str(value: Any) -> str:
+    return str(value).strip()
+
+
+def _opt_str(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"must be an integer between {lo} and {hi}") from None
+        if not lo <= number <= hi:
+            raise ValueError(f"must be an integer between {lo} and {hi}")
+        return number
+
+    return parse
+
+
+def _float_range(lo: float, hi: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"must be a number between {lo:g} and {hi:g}") from None
+        if not lo <= number <= hi:
+            raise ValueError(f"must be a number between {lo:g} and {hi:g}")
+        return number
+
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(options: Sequence[str]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return text
+
+    return parse
+
+
+def _device(value: Any) -> str:
+    text = str(value).strip().lower()
+    if not _DEVICE_RE.match(text):
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
+    return text
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(item).strip().lower() for item in items if str(item).strip())
+
+
+def _classes(value: Any) -> tuple[str, ...] | None:
+    names = _names(value)
+    if names == ("all",):
+        return None
+    if not names:
+        raise ValueError('must be a comma-separated list of class names, or "all"')
+    return names
+
+
+def _opt_path(value: Any) -> Path | None:
+    text = _opt_str(value)
+    return Path(text).expanduser() if text else None
+
+
+def _path(value: Any) -> Path:
+    text = _opt_str(value)
+    if not text:
+        raise ValueError("must be a directory path")
+    return Path(text).expanduser()
+
+
+def _log_level(value: Any) -> str:
+    return _choice(("debug", "info", "warning", "error"))(value).upper()
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    field: str
+    env: str
+    parse: Callable[[Any], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec("host", "HOST", _str, "interface to listen on"),
+    SettingSpec("port", "PORT", _int_range(1, 65535), "TCP port for every endpoint"),
+    SettingSpec("api_key", "HSI_API_KEY", _opt_str, "require this key (Bearer or X-API-Key)"),
+    SettingSpec("profile", "HSI_PROFILE", _choice(PROFILES), "model profile: default or tiny"),
+    SettingSpec("device", "HSI_DEVICE", _device, "auto, cpu, cuda or cuda:N"),
+    SettingSpec("cache_dir", "HSI_CACHE_DIR", _path, "where built tiny models are cached"),
+    SettingSpec("detector_path", "RTDETR_MODEL_PATH", _opt_str, "detector folder or hub id"),
+    SettingSpec("confidence", "RTDETR_CONFIDENCE", _float_range(0, 1), "detection threshold"),
+    SettingSpec("classes", "HSI_DETECTOR_CLASSES", _classes, 'reported classes, or "all"'),
+    SettingSpec("batch_max_size", "HSI_BATCH_MAX_SIZE", _int_range(1, 256), "images per batch"),
+    SettingSpec(
+        "batch_max_wait_ms", "HSI_BATCH_MAX_WAIT_MS", _float_range(0, 10_000), "batch wait (ms)"
+    ),
+    SettingSpec("queue_max", "HSI_QUEUE_MAX", _int_range(1, 100_000), "queued requests per model"),
+    SettingSpec("max_body_mb", "HSI_MAX_BODY_MB", _float_range(0.01, 1024), "request body limit"),
+    SettingSpec(
+        "max_image_pixels", "HSI_MAX_IMAGE_PIXELS", _int_range(1, 1_000_000_000), "pixel limit"
+    ),
+    SettingSpec(
+        "max_batch_images", "HSI_MAX_BATCH_IMAGES", _int_range(1, 1024), "images per request"
+    ),
+    SettingSpec("tls_cert", "HSI_TLS_CERT", _opt_path, "TLS certificate (PEM)"),
+    SettingSpec("tls_key", "HSI_TLS_KEY", _opt_path, "TLS private key (PEM)"),
+    SettingSpec("torch_threads", "HSI_TORCH_THREADS", _int_range(1, 1024), "CPU threads for torch"),
+    SettingSpec("warmup", "HSI_WARMUP", _bool, "run one inference after each load"),
+    SettingSpec("preload", "HSI_PRELOAD", _names, "models loaded at start (comma list)"),
+    SettingSpec("log_level", "HSI_LOG_LEVEL", _log_level, "debug, info, warning or error"),
+)
+_SPEC_BY_FIELD = {spec.field: spec for spec in SPECS}
+assert set(_SPEC_BY_FIELD) == {f.name for f in fields(Settings)}
+
+
+def _apply(
+    values: dict[str, Any], source: Mapping[str, Any], key: Callable[[SettingSpec], str]
+) -> None:
+    for spec in SPECS:
+        name = key(spec)
+        if name not in source or source[name] is None:
+            continue
+        try:
+            values[spec.field] = spec.parse(source[name])
+        except ValueError as err:
+            raise ConfigError(f"Invalid setting {name}={source[name]!r}: {err}") from None
+
+
+def read_addon_options(path: Path = ADDON_OPTIONS_PATH) -> dict[str, Any]:
+    """Options of the HA add-on (keys are the setting names, e.g. `api_key`), if present."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"Invalid add-on options file {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Invalid add-on options file {path}: expected a JSON object")
+    unknown = sorted(set(data) - set(_SPEC_BY_FIELD))
+    if unknown:
+        raise ConfigError(f"Unknown add-on option(s) in {path}: {', '.join(unknown)}")
+    return data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One CLI flag per setting, kept as raw strings so the same parsers validate them."""
+    for spec in SPECS:
+        parser.add_argument(
+            spec.flag, dest=spec.field, default=None, help=f"{spec.help} (env {spec.env})"
+        )
+
+
+def load_settings(
+    *,
+    env: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+    options_path: Path = ADDON_OPTIONS_PATH,
+    **overrides: Any,
+) -> Settings:
+    """Build validated settings from every source; `overrides` are already typed (tests)."""
+    values: dict[str, Any] = {}
+    _apply(values, read_addon_options(options_path), lambda s: s.field)
+    _apply(values, os.environ if env is None else env, lambda s: s.env)
+    _apply(values, cli or {}, lambda s: s.flag)
+    values.update(overrides)
+    return replace(Settings(), **values).validate()
+
+
+def cli_values(namespace: argparse.Namespace) -> dict[str, Any]:
+    """Parsed CLI flags keyed by flag name, for `load_settings(cli=...)`."""
+    return {
+        spec.flag: getattr(namespace, spec.field)
+        for spec in SPECS
+        if getattr(namespace, spec.field, None) is not None
+    }

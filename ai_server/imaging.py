@@ -1,0 +1,160 @@
+"""Turning request bodies into images safely: formats, pixel limits, EXIF orientation.
+
+Images arrive three ways (see openapi.yaml): a raw `image/*` body, multipart file parts with any
+part name, or JSON with base64 strings. Every path ends in `decode_image`, which checks the
+format by its magic bytes, the pixel count before decoding (decompression bombs), and applies
+the EXIF orientation so boxes refer to the image as a person sees it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ApiError, bad_request, too_large, unprocessable, unsupported_media
+
+IMAGE_CONTENT_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp"})
+_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
+
+
+@dataclass(frozen=True)
+class RawImage:
+    """Undecoded image bytes and the name the client gave them."""
+
+    data: bytes
+    filename: str | None = None
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from magic bytes: JPEG, PNG, WEBP, or a name for a refused one."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data.startswith(b"BM"):
+        return "BMP"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    return None
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
+    """Decode JPEG/PNG/WebP bytes into an RGB image, refusing anything unsafe or unreadable."""
+    if not data:
+        raise unprocessable("image is empty")
+    kind = sniff_format(data)
+    if kind not in _FORMATS:
+        got = f" (got {kind})" if kind else ""
+        raise unsupported_media(f"unsupported image format{got}: send JPEG, PNG or WebP")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[kind])
+            width, height = image.size
+            if width * height > max_pixels:
+                raise too_large(
+                    "image_too_large",
+                    f"image is {width}x{height} = {width * height} pixels; "
+                    f"the limit is {max_pixels}",
+                )
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise too_large("image_too_large", f"image exceeds the pixel limit: {err}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise bad_request("invalid_image", f"could not decode {_FORMATS[kind]} image: {err}") from (
+            None
+        )
+    oriented = ImageOps.exif_transpose(image)
+    return oriented.convert("RGB") if oriented.mode != "RGB" else oriented
+
+
+def decode_base64(value: Any, field: str) -> bytes:
+    """Base64 (optionally a `data:` URL) from a JSON field."""
+    if not isinstance(value, str) or not value:
+        raise unprocessable(f"{field} must be a non-empty base64 string")
+    if value.startswith("data:"):
+        _, _, value = value.partition(",")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("invalid_base64", f"{field} is not valid base64") from None
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise bad_request("invalid_json", f"request body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise unprocessable("JSON body must be an object")
+    return body
+
+
+async def read_images(
+    request: web.Request, *, json_field: str, json_list_field: str, max_bytes: int
+) -> list[RawImage]:
+    """Every image in the request body, in order, whatever way it was sent."""
+    content_type = request.content_type.lower()
+    if content_type in IMAGE_CONTENT_TYPES or content_type == "application/octet-stream":
+        return [RawImage(await request.read())]
+    if content_type.startswith("multipart/"):
+        return await _read_multipart(request, max_bytes)
+    if content_type == "application/json":
+        body = await read_json(request)
+        if json_field in body:
+            return [RawImage(decode_base64(body[json_field], json_field))]
+        if json_list_field in body:
+            items = body[json_list_field]
+            if not isinstance(items, list):
+                raise unprocessable(f"{json_list_field} must be a list of base64 strings")
+            return [
+                RawImage(decode_base64(item, f"{json_list_field}[{i}]"), f"image_{i}")
+                for i, item in enumerate(items)
+            ]
+        raise unprocessable(f"JSON body needs {json_field} (or {json_list_field})")
+    if not request.body_exists:
+        raise unprocessable("request has no body: send an image")
+    raise unsupported_media(
+        f"unsupported content type {content_type!r}: send image/jpeg, image/png, image/webp, "
+        "multipart/form-data or application/json"
+    )
+
+
+async def _read_multipart(request: web.Request, max_bytes: int) -> list[RawImage]:
+    # aiohttp enforces client_max_size for read()/post() but not for streamed parts, and a
+    # chunked upload has no Content-Length to check up front: count as we go.
+    total = 0
+    try:
+        reader = await request.multipart()
+        images: list[RawImage] = []
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.filename is None and part.headers.get("Content-Type", "").startswith("text/"):
+                continue  # form fields (metadata and the like) are not images
+            chunks = bytearray()
+            while chunk := await part.read_chunk():
+                total += len(chunk)
+                if total > max_bytes:
+                    raise too_large(
+                        "payload_too_large", f"request body exceeds the limit of {max_bytes} bytes"
+                    )
+                chunks.extend(chunk)
+            images.append(RawImage(bytes(chunks), part.filename or part.name))
+    except ApiError:
+        raise
+    except (ValueError, AssertionError) as err:
+        raise bad_request("invalid_multipart", f"malformed multipart body: {err}") from None
+    return images
