@@ -1,0 +1,191 @@
+"""The aiohttp application factory: middlewares for errors, auth, limits and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from .config import Settings
+from .errors import ApiError, too_large, unavailable
+from .keys import DETECT_BATCHER, DEVICE, METRICS, PRELOAD_TASK, REGISTRY, SETTINGS
+from .metrics import Metrics
+from .models.catalog import build_specs
+from .models.detector import Detection, Detector, DetectRequest
+from .routes import detect, health, metrics, models
+from .runtime.batcher import BatcherClosedError, BatchStats, DynamicBatcher, QueueFullError
+from .runtime.devices import resolve_device
+from .runtime.registry import ModelRegistry, ModelUnavailableError
+
+_LOGGER = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_PATHS = frozenset({"/health"})
+
+
+def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> web.Application:
+    """Build the server; `registry` lets tests supply their own models."""
+    device = resolve_device(settings.device)
+    if registry is None:
+        registry = ModelRegistry(build_specs(settings, device), warmup=settings.warmup)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        # Outermost first: metrics see the final status that error_middleware produced.
+        middlewares=[metrics_middleware, error_middleware, auth_middleware, limit_middleware],
+    )
+    app[SETTINGS] = settings
+    app[DEVICE] = device
+    app[REGISTRY] = registry
+    app[METRICS] = Metrics(registry.status)
+    app[DETECT_BATCHER] = _detect_batcher(settings, registry, app[METRICS])
+    for routes in (health.routes, detect.routes, models.routes, metrics.routes):
+        app.add_routes(routes)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+def _detect_batcher(
+    settings: Settings, registry: ModelRegistry, metrics: Metrics
+) -> DynamicBatcher[DetectRequest, list[Detection]]:
+    def run(batch: list[DetectRequest]) -> list[list[Detection]]:
+        return registry.loaded("detector", Detector).detect(batch)
+
+    def observe(stats: BatchStats) -> None:
+        metrics.batch_size.labels("detector").observe(stats.size)
+        metrics.inference_latency.labels("detector").observe(stats.seconds)
+        metrics.queue_depth.labels("detector").set(stats.queue_depth)
+
+    return DynamicBatcher(
+        "detector",
+        run,
+        max_batch_size=settings.batch_max_size,
+        max_wait_ms=settings.batch_max_wait_ms,
+        max_queue=settings.queue_max,
+        observer=observe,
+    )
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    settings, registry = app[SETTINGS], app[REGISTRY]
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    app[DETECT_BATCHER].start()
+    app[PRELOAD_TASK] = asyncio.create_task(_preload(registry, settings.preload))
+    yield
+    app[PRELOAD_TASK].cancel()
+    await app[DETECT_BATCHER].close()
+    await registry.close()
+
+
+async def _preload(registry: ModelRegistry, names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in registry.names:
+            _LOGGER.warning("HSI_PRELOAD names unknown model %r; known: %s", name, registry.names)
+            continue
+        with contextlib.suppress(ModelUnavailableError):  # recorded; /health reports it
+            await registry.load(name)
+
+
+def build_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
+# --- middlewares -------------------------------------------------------------------------
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as the JSON error contract."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return _error_response(err)
+    except QueueFullError as err:
+        request.app[METRICS].rejected.labels(err.name).inc()
+        return _error_response(
+            unavailable("queue_full", f"{err}; retry in a moment", retry_after=err.retry_after)
+        )
+    except ModelUnavailableError as err:
+        return _error_response(unavailable("model_unavailable", str(err), retry_after=5))
+    except BatcherClosedError as err:
+        return _error_response(unavailable("shutting_down", str(err), retry_after=5))
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return _error_response(
+            too_large("payload_too_large", f"request body exceeds the limit of {limit} bytes")
+        )
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        code = (err.reason or "error").lower().replace(" ", "_")
+        return _error_response(ApiError(err.status, code, err.reason or "error"))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        _LOGGER.exception("unhandled error in %s %s", request.method, request.path)
+        return _error_response(ApiError(500, "internal_error", "internal server error"))
+
+
+def _error_response(err: ApiError) -> web.Response:
+    return web.json_response(err.body(), status=err.status, headers=err.headers)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    key = request.app[SETTINGS].api_key
+    if key is None or request.path in PUBLIC_PATHS:
+        return await handler(request)
+    supplied = request.headers.get("X-API-Key", "")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        supplied = token.strip()
+    # Constant-time comparison on bytes, so the key's content and length do not leak by timing.
+    if not supplied or not hmac.compare_digest(supplied.encode(), key.encode()):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or invalid API key: send Authorization: Bearer <key> or X-API-Key",
+            headers={"WWW-Authenticate": 'Bearer realm="hsi"'},
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse an oversized body from its Content-Length before reading any of it."""
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(
+            "payload_too_large",
+            f"request body of {request.content_length} bytes exceeds the limit of {limit} bytes",
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    endpoint = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics = request.app[METRICS]
+        metrics.requests.labels(endpoint, request.method, str(status)).inc()
+        metrics.request_latency.labels(endpoint).observe(time.perf_counter() - started)

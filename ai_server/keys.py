@@ -1,0 +1,23 @@
+"""Typed keys for the objects an application shares with its handlers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .config import Settings
+from .metrics import Metrics
+from .models.detector import Detection, DetectRequest
+from .runtime.batcher import DynamicBatcher
+from .runtime.devices import DeviceInfo
+from .runtime.registry import ModelRegistry
+
+SETTINGS = web.AppKey("settings", Settings)
+DEVICE = web.AppKey("device", DeviceInfo)
+REGISTRY = web.AppKey("registry", ModelRegistry)
+METRICS = web.AppKey("metrics", Metrics)
+DETECT_BATCHER: web.AppKey[DynamicBatcher[DetectRequest, list[Detection]]] = web.AppKey(
+    "detect_batcher"
+)
+PRELOAD_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("preload_task")

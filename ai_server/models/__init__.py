@@ -1,0 +1,1 @@
+"""One module per model family, each behind the same small `Model` interface (see base.py)."""

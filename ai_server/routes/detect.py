@@ -1,0 +1,113 @@
+"""POST /detect and /detect/batch: the original detection API, served through the batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+from ..config import Settings
+from ..errors import ApiError, unprocessable
+from ..imaging import RawImage, decode_image, read_images
+from ..keys import DETECT_BATCHER, REGISTRY, SETTINGS
+from ..models.detector import Detector, DetectRequest
+
+routes = web.RouteTableDef()
+
+
+def _options(request: web.Request) -> tuple[float, frozenset[str] | None]:
+    """Per-request threshold (`?confidence=`) and class filter (`?classes=a,b` or `all`)."""
+    settings = request.app[SETTINGS]
+    threshold = settings.confidence
+    raw = request.query.get("confidence")
+    if raw is not None:
+        try:
+            threshold = float(raw)
+        except ValueError:
+            threshold = -1.0
+        if not 0.0 <= threshold <= 1.0:
+            raise unprocessable(f"confidence must be a number between 0 and 1, got {raw!r}")
+    classes = settings.classes
+    raw = request.query.get("classes")
+    if raw is not None:
+        names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
+        if not names:
+            raise unprocessable('classes must be a comma-separated list of names, or "all"')
+        classes = None if names == ("all",) else names
+    return threshold, None if classes is None else frozenset(classes)
+
+
+async def _decode(raw: RawImage, settings: Settings) -> Image.Image:
+    # Decoding is CPU work: keep it off the event loop.
+    return await asyncio.to_thread(decode_image, raw.data, max_pixels=settings.max_image_pixels)
+
+
+async def _read(request: web.Request) -> list[RawImage]:
+    return await read_images(
+        request,
+        json_field="image_base64",
+        json_list_field="images_base64",
+        max_bytes=request.app[SETTINGS].max_body_bytes,
+    )
+
+
+async def _detect(request: web.Request, image: Image.Image) -> dict[str, Any]:
+    threshold, classes = _options(request)
+    await request.app[REGISTRY].get("detector", Detector)  # loads on first use
+    started = time.perf_counter()
+    found = await request.app[DETECT_BATCHER].submit(DetectRequest(image, threshold, classes))
+    return {
+        "detections": [d.as_dict() for d in found],
+        "inference_time_ms": round(1000 * (time.perf_counter() - started), 2),
+        "image_width": image.width,
+        "image_height": image.height,
+    }
+
+
+@routes.post("/detect")
+async def detect(request: web.Request) -> web.Response:
+    _options(request)  # validate query parameters before reading the body
+    images = await _read(request)
+    if len(images) != 1:
+        raise unprocessable(
+            f"/detect takes exactly one image, got {len(images)}; use /detect/batch for several"
+        )
+    image = await _decode(images[0], request.app[SETTINGS])
+    return web.json_response(await _detect(request, image))
+
+
+@routes.post("/detect/batch")
+async def detect_batch(request: web.Request) -> web.Response:
+    _options(request)
+    settings = request.app[SETTINGS]
+    images = await _read(request)
+    if not images:
+        raise unprocessable("no images in the request: send multipart file parts or images_base64")
+    if len(images) > settings.max_batch_images:
+        raise unprocessable(
+            f"{len(images)} images in one request; the limit is {settings.max_batch_images}"
+        )
+    started = time.perf_counter()
+
+    async def one(index: int, raw: RawImage) -> dict[str, Any]:
+        entry: dict[str, Any] = {"index": index, "filename": raw.filename or f"image_{index}"}
+        try:
+            image = await _decode(raw, settings)
+        except ApiError as err:  # one bad image is reported in its slot, the rest still run
+            return entry | err.body()
+        return entry | await _detect(request, image)
+
+    # A TaskGroup cancels the remaining images if one fails for a request-wide reason (queue
+    # full, model unavailable), freeing their queue slots at once.
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(i, raw)) for i, raw in enumerate(images)]
+    return web.json_response(
+        {
+            "results": [task.result() for task in tasks],
+            "total_inference_time_ms": round(1000 * (time.perf_counter() - started), 2),
+            "num_images": len(images),
+        }
+    )

@@ -1,0 +1,35 @@
+"""GET /health: liveness and readiness in the original shape (no auth)."""
+
+from __future__ import annotations
+
+import torch
+from aiohttp import web
+
+from .. import __version__
+from ..keys import DEVICE, REGISTRY
+from ..runtime.devices import cuda_memory_used_gb
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    models = request.app[REGISTRY].status()
+    detector = models.get("detector", {})
+    if any(entry["status"] == "error" for entry in models.values()):
+        status = "degraded"  # up and answering, but a model failed to load: see models.*.error
+    elif detector.get("status") == "loading":
+        status = "loading"
+    else:
+        status = "healthy"
+    return web.json_response(
+        {
+            "status": status,
+            "model_loaded": bool(detector.get("loaded")),
+            "device": request.app[DEVICE].device,
+            "cuda_available": torch.cuda.is_available(),
+            "vram_used_gb": cuda_memory_used_gb(),
+            "models": models,
+            "version": __version__,
+        }
+    )

@@ -1,0 +1,1 @@
+"""Model runtime: device choice, the model registry and the dynamic batcher."""

@@ -1,0 +1,90 @@
+"""Constants for the Home Security Intelligence integration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+DOMAIN: Final = "hsi"
+LOGGER = logging.getLogger(__package__)
+
+DEFAULT_PORT: Final = 8090
+DEFAULT_URL: Final = f"http://127.0.0.1:{DEFAULT_PORT}"
+ADDON_SLUG: Final = "hsi_ai_server"
+
+# Server status polling.
+SCAN_INTERVAL: Final = timedelta(seconds=30)
+# Raise a repair issue once the server has been unreachable this long.
+REPAIR_GRACE_PERIOD: Final = timedelta(minutes=5)
+
+# Entry data.
+CONF_VERIFY_SSL: Final = "verify_ssl"
+
+# Subentry (camera) settings.
+SUBENTRY_CAMERA: Final = "camera"
+CONF_CAMERA: Final = "camera_entity"
+CONF_TRIGGER: Final = "trigger_entity"
+CONF_INTERVAL: Final = "interval"
+CONF_DESCRIPTION: Final = "location_description"
+CONF_CLASSES: Final = "classes"
+CONF_CONFIDENCE: Final = "confidence"
+CONF_ZONES: Final = "zones"
+CONF_BURST_FRAMES: Final = "burst_frames"
+
+# Options (global behaviour).
+CONF_BATCH_WINDOW: Final = "batch_window"
+CONF_IDLE_TIMEOUT: Final = "idle_timeout"
+CONF_FAST_PATH_THRESHOLD: Final = "fast_path_threshold"
+CONF_COOLDOWN: Final = "cooldown"
+CONF_ENRICH: Final = "enrich"
+CONF_DESCRIBE: Final = "describe"
+CONF_LLM: Final = "llm"
+CONF_HOME_MODE_ENTITY: Final = "home_mode_entity"
+CONF_MATCH_THRESHOLD: Final = "match_threshold"
+CONF_THREAT_THRESHOLD: Final = "threat_threshold"
+CONF_THREAT_HOLD: Final = "threat_hold"
+CONF_NOTIFY_SERVICE: Final = "notify_service"
+
+DEFAULT_INTERVAL: Final = 0  # seconds; 0 = no interval trigger
+DEFAULT_CONFIDENCE: Final = 0.5
+DEFAULT_BURST_FRAMES: Final = 3
+DEFAULT_BURST_SPACING: Final = 0.5  # seconds between snapshots of one burst
+DEFAULT_BATCH_WINDOW: Final = 90
+DEFAULT_IDLE_TIMEOUT: Final = 30
+DEFAULT_FAST_PATH_THRESHOLD: Final = 0.9
+DEFAULT_COOLDOWN: Final = 300
+DEFAULT_MATCH_THRESHOLD: Final = 0.85
+DEFAULT_THREAT_THRESHOLD: Final = 60
+DEFAULT_THREAT_HOLD: Final = 120
+
+PERSON_CLASSES: Final = frozenset({"person"})
+VEHICLE_CLASSES: Final = frozenset(
+    {"car", "truck", "bus", "motorcycle", "bicycle", "train", "boat", "airplane"}
+)
+ANIMAL_CLASSES: Final = frozenset(
+    {"dog", "cat", "bird", "horse", "sheep", "cow", "bear", "elephant", "zebra", "giraffe"}
+)
+OBJECT_GROUPS: Final = {
+    "person": PERSON_CLASSES,
+    "vehicle": VEHICLE_CLASSES,
+    "animal": ANIMAL_CLASSES,
+}
+DEFAULT_CLASSES: Final = ["person", "vehicle", "animal"]
+
+RISK_LEVELS: Final = ["low", "medium", "high", "critical"]
+
+# Bus events.
+EVENT_DETECTION: Final = "hsi_detection"
+EVENT_SECURITY: Final = "hsi_security_event"
+
+# Limits of the pipeline.
+MAX_KEY_FRAMES: Final = 4
+MAX_BATCH_FRAMES: Final = 32
+MAX_CONCURRENT_REQUESTS: Final = 4  # server calls in flight across all cameras
+ANALYZE_ATTEMPTS: Final = 3
+ANALYZE_RETRY_DELAY: Final = 2.0  # seconds, doubled per attempt
+HISTORY_SIZE: Final = 200
+RECENT_TTL: Final = timedelta(hours=24)
+
+ATTR_EVENT_ID: Final = "event_id"

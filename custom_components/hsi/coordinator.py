@@ -1,0 +1,99 @@
+"""Server status: one coordinator polls /health and /models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from .api import Health, HsiAuthError, HsiClient, HsiError
+from .const import DOMAIN, LOGGER, REPAIR_GRACE_PERIOD, SCAN_INTERVAL
+
+ISSUE_UNREACHABLE = "server_unreachable"
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatus:
+    """Everything the server entities read."""
+
+    health: Health
+    latency_ms: float | None
+
+
+class HsiServerCoordinator(DataUpdateCoordinator[ServerStatus]):
+    """Poll the server's health; own the "server unreachable" repair issue."""
+
+    config_entry: ConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, client: HsiClient) -> None:
+        """Set up the coordinator for one server."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} server",
+            update_interval=SCAN_INTERVAL,
+        )
+        self.client = client
+        self.down_since: datetime | None = None
+
+    @property
+    def issue_id(self) -> str:
+        """Repair issue id of this entry."""
+        return f"{ISSUE_UNREACHABLE}_{self.config_entry.entry_id}"
+
+    async def _async_update_data(self) -> ServerStatus:
+        try:
+            health = await self.client.health()
+        except HsiAuthError as err:  # pragma: no cover - /health needs no key by contract
+            raise UpdateFailed(str(err)) from err
+        except HsiError as err:
+            self._note_failure()
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="server_unreachable",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        self._note_success()
+        return ServerStatus(health=health, latency_ms=self.client.last_latency_ms)
+
+    def _note_failure(self) -> None:
+        now = dt_util.utcnow()
+        if self.down_since is None:
+            self.down_since = now
+        # Exponential back-off of the polling while the server is down.
+        self.update_interval = min(self.update_interval * 2, MAX_BACKOFF)  # type: ignore[operator]
+        if now - self.down_since >= REPAIR_GRACE_PERIOD:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self.issue_id,
+                is_fixable=False,
+                is_persistent=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_UNREACHABLE,
+                translation_placeholders={
+                    "url": str(self.client.url),
+                    "since": self.down_since.isoformat(timespec="seconds"),
+                },
+            )
+
+    def _note_success(self) -> None:
+        if self.down_since is not None:
+            LOGGER.info("HSI server %s is reachable again", self.client.url)
+        self.down_since = None
+        self.update_interval = SCAN_INTERVAL
+        ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+
+    def note_pipeline_failure(self) -> None:
+        """A pipeline call failed: poll soon instead of waiting for the next interval."""
+        self._note_failure()
+        self.config_entry.async_create_task(
+            self.hass, self.async_request_refresh(), "hsi server refresh", eager_start=False
+        )

@@ -1,0 +1,67 @@
+"""Base entities: the server device and one device per camera."""
+
+from __future__ import annotations
+
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN
+from .coordinator import HsiServerCoordinator
+from .pipeline import SIGNAL_UPDATE, CameraPipeline
+
+
+class HsiServerEntity(CoordinatorEntity[HsiServerCoordinator]):
+    """An entity of the AI server device."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: HsiServerCoordinator, key: str) -> None:
+        """Attach to the server device."""
+        super().__init__(coordinator)
+        entry = coordinator.config_entry
+        self._attr_unique_id = f"{entry.entry_id}_{key}"
+        health = coordinator.data.health if coordinator.data else None
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer="Home Security Intelligence",
+            model="AI server",
+            sw_version=health.version if health else None,
+            configuration_url=str(coordinator.client.url),
+            entry_type=DeviceEntryType.SERVICE,
+        )
+
+
+class HsiCameraEntity(CoordinatorEntity[HsiServerCoordinator]):
+    """An entity of one watched camera; unavailable while the server is down."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, pipeline: CameraPipeline, key: str) -> None:
+        """Attach to the camera's device."""
+        super().__init__(pipeline.runtime.coordinator)
+        self.pipeline = pipeline
+        settings = pipeline.settings
+        self._attr_unique_id = f"{settings.camera_id}_{key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, settings.camera_id)},
+            name=settings.name,
+            manufacturer="Home Security Intelligence",
+            model="Watched camera",
+            via_device=(DOMAIN, pipeline.entry.entry_id),
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the pipeline's updates."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                SIGNAL_UPDATE.format(self.pipeline.settings.camera_id),
+                self._handle_pipeline_update,
+            )
+        )
+
+    def _handle_pipeline_update(self) -> None:
+        self.async_write_ha_state()

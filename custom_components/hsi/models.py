@@ -1,0 +1,290 @@
+"""Data shared by the pipeline, the stores and the entities."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Self
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+
+from .api import AnalyzedObject, BoundingBox, HsiClient, RiskAssessment, RiskFactor
+from .const import (
+    CONF_BATCH_WINDOW,
+    CONF_BURST_FRAMES,
+    CONF_CAMERA,
+    CONF_CLASSES,
+    CONF_CONFIDENCE,
+    CONF_COOLDOWN,
+    CONF_DESCRIBE,
+    CONF_DESCRIPTION,
+    CONF_ENRICH,
+    CONF_FAST_PATH_THRESHOLD,
+    CONF_HOME_MODE_ENTITY,
+    CONF_IDLE_TIMEOUT,
+    CONF_INTERVAL,
+    CONF_LLM,
+    CONF_MATCH_THRESHOLD,
+    CONF_NOTIFY_SERVICE,
+    CONF_THREAT_HOLD,
+    CONF_THREAT_THRESHOLD,
+    CONF_TRIGGER,
+    CONF_ZONES,
+    DEFAULT_BATCH_WINDOW,
+    DEFAULT_BURST_FRAMES,
+    DEFAULT_CLASSES,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_COOLDOWN,
+    DEFAULT_FAST_PATH_THRESHOLD,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_INTERVAL,
+    DEFAULT_MATCH_THRESHOLD,
+    DEFAULT_THREAT_HOLD,
+    DEFAULT_THREAT_THRESHOLD,
+)
+
+if TYPE_CHECKING:
+    from .coordinator import HsiServerCoordinator
+    from .gallery import Gallery
+    from .history import EventHistory
+    from .pipeline import CameraPipeline
+
+
+@dataclass(frozen=True, slots=True)
+class CameraSettings:
+    """Settings of one camera (a config subentry)."""
+
+    camera_id: str
+    name: str
+    camera_entity: str | None
+    trigger_entity: str | None = None
+    interval: int = DEFAULT_INTERVAL
+    description: str = ""
+    classes: tuple[str, ...] = tuple(DEFAULT_CLASSES)
+    confidence: float = DEFAULT_CONFIDENCE
+    zones: str = ""
+    burst_frames: int = DEFAULT_BURST_FRAMES
+
+    @classmethod
+    def from_subentry(cls, subentry: ConfigSubentry) -> Self:
+        """Read a camera subentry."""
+        data = subentry.data
+        return cls(
+            camera_id=subentry.subentry_id,
+            name=subentry.title,
+            camera_entity=data[CONF_CAMERA],
+            trigger_entity=data.get(CONF_TRIGGER) or None,
+            interval=int(data.get(CONF_INTERVAL, DEFAULT_INTERVAL)),
+            description=data.get(CONF_DESCRIPTION, ""),
+            classes=tuple(data.get(CONF_CLASSES) or DEFAULT_CLASSES),
+            confidence=float(data.get(CONF_CONFIDENCE, DEFAULT_CONFIDENCE)),
+            zones=data.get(CONF_ZONES, ""),
+            burst_frames=int(data.get(CONF_BURST_FRAMES, DEFAULT_BURST_FRAMES)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    """Global behaviour (the entry's options)."""
+
+    batch_window: float = DEFAULT_BATCH_WINDOW
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    fast_path_threshold: float = DEFAULT_FAST_PATH_THRESHOLD
+    cooldown: float = DEFAULT_COOLDOWN
+    enrich: bool = True
+    describe: bool = True
+    llm: bool = True
+    home_mode_entity: str | None = None
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    threat_threshold: int = DEFAULT_THREAT_THRESHOLD
+    threat_hold: float = DEFAULT_THREAT_HOLD
+    notify_service: str | None = None
+
+    @classmethod
+    def from_entry(cls, entry: ConfigEntry) -> Self:
+        """Read the entry's options, with defaults."""
+        opts = entry.options
+        return cls(
+            batch_window=float(opts.get(CONF_BATCH_WINDOW, DEFAULT_BATCH_WINDOW)),
+            idle_timeout=float(opts.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
+            fast_path_threshold=float(
+                opts.get(CONF_FAST_PATH_THRESHOLD, DEFAULT_FAST_PATH_THRESHOLD)
+            ),
+            cooldown=float(opts.get(CONF_COOLDOWN, DEFAULT_COOLDOWN)),
+            enrich=bool(opts.get(CONF_ENRICH, True)),
+            describe=bool(opts.get(CONF_DESCRIBE, True)),
+            llm=bool(opts.get(CONF_LLM, True)),
+            home_mode_entity=opts.get(CONF_HOME_MODE_ENTITY) or None,
+            match_threshold=float(opts.get(CONF_MATCH_THRESHOLD, DEFAULT_MATCH_THRESHOLD)),
+            threat_threshold=int(opts.get(CONF_THREAT_THRESHOLD, DEFAULT_THREAT_THRESHOLD)),
+            threat_hold=float(opts.get(CONF_THREAT_HOLD, DEFAULT_THREAT_HOLD)),
+            notify_service=opts.get(CONF_NOTIFY_SERVICE) or None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KnownMatch:
+    """A re-identification match of one object against the gallery."""
+
+    entry_id: str
+    label: str
+    name: str | None
+    enrolled: bool
+    similarity: float
+    times_seen_today: int
+
+    @property
+    def description(self) -> str:
+        """Human-readable line for the LLM context and the event."""
+        if self.enrolled:
+            return f"enrolled {self.label}: {self.name}"
+        return f"same unknown {self.label} seen {self.times_seen_today} times today"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Event / context shape."""
+        return {
+            "gallery_id": self.entry_id,
+            "class": self.label,
+            "name": self.name,
+            "enrolled": self.enrolled,
+            "similarity": round(self.similarity, 4),
+            "times_seen_today": self.times_seen_today,
+            "description": self.description,
+        }
+
+
+@dataclass(slots=True)
+class SecurityEvent:
+    """One security event: the outcome of one batch of frames."""
+
+    event_id: str
+    camera_id: str
+    camera_name: str
+    camera_entity: str | None
+    trigger: str
+    started_at: datetime
+    ended_at: datetime
+    objects: list[AnalyzedObject]
+    risk: RiskAssessment
+    description: str | None = None
+    known_matches: list[KnownMatch] = field(default_factory=list)
+    preliminary: bool = False
+    frames: int = 1
+    occurrences: int = 1
+    notify: bool = True
+    server_timings_ms: dict[str, float] = field(default_factory=dict)
+    entry_id: str = ""
+    gallery_ids: set[str] = field(default_factory=set)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Objects per class."""
+        counts: dict[str, int] = {}
+        for obj in self.objects:
+            counts[obj.label] = counts.get(obj.label, 0) + 1
+        return counts
+
+    @property
+    def snapshot_url(self) -> str:
+        """Authenticated URL of the annotated snapshot."""
+        return f"/api/hsi/events/{self.event_id}/snapshot.jpg"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Shape of bus events, action responses and the history."""
+        return {
+            "event_id": self.event_id,
+            "entry_id": self.entry_id,
+            "camera_id": self.camera_id,
+            "camera": self.camera_name,
+            "camera_entity": self.camera_entity,
+            "trigger": self.trigger,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat(),
+            "risk_score": self.risk.risk_score,
+            "risk_level": self.risk.risk_level,
+            "summary": self.risk.summary,
+            "reasoning": self.risk.reasoning,
+            "risk_factors": [f.as_dict() for f in self.risk.risk_factors],
+            "recommended_action": self.risk.recommended_action,
+            "source": self.risk.source,
+            "description": self.description,
+            "objects": [o.as_dict() for o in self.objects],
+            "counts": self.counts,
+            "known_matches": [m.as_dict() for m in self.known_matches],
+            "preliminary": self.preliminary,
+            "frames": self.frames,
+            "occurrences": self.occurrences,
+            "notify": self.notify,
+            "snapshot_url": self.snapshot_url,
+            "gallery_ids": sorted(self.gallery_ids),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Restore a stored event (history)."""
+        return cls(
+            event_id=data["event_id"],
+            entry_id=data.get("entry_id", ""),
+            camera_id=data["camera_id"],
+            camera_name=data["camera"],
+            camera_entity=data.get("camera_entity"),
+            trigger=data.get("trigger", ""),
+            started_at=datetime.fromisoformat(data["started_at"]),
+            ended_at=datetime.fromisoformat(data["ended_at"]),
+            objects=[
+                AnalyzedObject(
+                    label=o["class"],
+                    confidence=o["confidence"],
+                    frame=o.get("frame", 0),
+                    bbox=BoundingBox.from_dict(o["bbox"]),
+                    attributes=o.get("attributes") or {},
+                )
+                for o in data.get("objects", [])
+            ],
+            risk=RiskAssessment.build(
+                data["risk_score"],
+                data.get("summary", ""),
+                data.get("reasoning", ""),
+                risk_factors=[RiskFactor.from_dict(f) for f in data.get("risk_factors", [])],
+                recommended_action=data.get("recommended_action"),
+                source=data.get("source", "rules"),
+            ),
+            description=data.get("description"),
+            known_matches=[
+                KnownMatch(
+                    entry_id=m["gallery_id"],
+                    label=m["class"],
+                    name=m.get("name"),
+                    enrolled=m["enrolled"],
+                    similarity=m["similarity"],
+                    times_seen_today=m.get("times_seen_today", 1),
+                )
+                for m in data.get("known_matches", [])
+            ],
+            preliminary=data.get("preliminary", False),
+            frames=data.get("frames", 1),
+            occurrences=data.get("occurrences", 1),
+            notify=data.get("notify", True),
+            gallery_ids=set(data.get("gallery_ids", [])),
+        )
+
+    def updated(self, **changes: Any) -> SecurityEvent:
+        """Return a copy with changes."""
+        return replace(self, **changes)
+
+
+@dataclass(slots=True)
+class HsiRuntimeData:
+    """What setup wires together, in ConfigEntry.runtime_data."""
+
+    client: HsiClient
+    coordinator: HsiServerCoordinator
+    gallery: Gallery
+    history: EventHistory
+    options: PipelineOptions
+    semaphore: asyncio.Semaphore
+    pipelines: dict[str, CameraPipeline] = field(default_factory=dict)
+
+
+type HsiConfigEntry = ConfigEntry[HsiRuntimeData]
