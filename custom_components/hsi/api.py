@@ -408,7 +408,7 @@ class HsiClient:
         method: str,
         path: str,
         *,
-        timeout: float,
+        timeout_s: float,
         params: Mapping[str, str] | None = None,
         data: Any = None,
         json_body: Any = None,
@@ -426,7 +426,7 @@ class HsiClient:
                 data=data,
                 json=json_body,
                 headers=all_headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 body = await response.read()
                 status = response.status
@@ -438,13 +438,16 @@ class HsiClient:
         try:
             payload = json.loads(body) if body else None
         except ValueError as err:
-            if status >= 400:
-                raise HsiResponseError(status, "http_error", body[:200].decode(errors="replace"))
-            raise HsiInvalidResponseError(f"{path} did not answer JSON") from err
+            if status < 400:
+                raise HsiInvalidResponseError(f"{path} did not answer JSON") from err
+            payload = None
         if status >= 400:
             error = payload.get("error") if isinstance(payload, dict) else None
-            code = str(error.get("code", "http_error")) if isinstance(error, dict) else "http_error"
-            message = str(error.get("message", "")) if isinstance(error, dict) else ""
+            if isinstance(error, dict):
+                code = str(error.get("code", "http_error"))
+                message = str(error.get("message", ""))
+            else:
+                code, message = "http_error", body[:200].decode(errors="replace")
             if status == 401:
                 raise HsiAuthError(message or "Invalid API key")
             if status in (404, 405):
@@ -464,7 +467,7 @@ class HsiClient:
 
     async def health(self) -> Health:
         """GET /health (no key needed)."""
-        payload = await self._request("GET", "/health", timeout=HEALTH_TIMEOUT)
+        payload = await self._request("GET", "/health", timeout_s=HEALTH_TIMEOUT)
         return self._parse(Health.from_dict, payload, "/health")
 
     async def validate(self) -> Health:
@@ -478,7 +481,7 @@ class HsiClient:
 
     async def models(self) -> dict[str, ModelStatus]:
         """GET /models."""
-        payload = await self._request("GET", "/models", timeout=HEALTH_TIMEOUT)
+        payload = await self._request("GET", "/models", timeout_s=HEALTH_TIMEOUT)
         if not isinstance(payload, Mapping):
             raise HsiInvalidResponseError("/models: expected a JSON object")
         models = payload.get("models", payload)
@@ -509,16 +512,14 @@ class HsiClient:
         payload = await self._request(
             "POST",
             "/detect",
-            timeout=DETECT_TIMEOUT,
+            timeout_s=DETECT_TIMEOUT,
             params=params,
             data=image,
             headers={"Content-Type": image_content_type(image)},
         )
         return self._parse(DetectResult.from_dict, payload, "/detect")
 
-    async def analyze(
-        self, frames: Sequence[bytes], metadata: Mapping[str, Any]
-    ) -> AnalysisResult:
+    async def analyze(self, frames: Sequence[bytes], metadata: Mapping[str, Any]) -> AnalysisResult:
         """POST /analyze as multipart: `frame` parts and one `metadata` JSON part."""
         if not frames:
             raise ValueError("analyze needs at least one frame")
@@ -534,18 +535,15 @@ class HsiClient:
         form.add_field(
             "metadata", json.dumps(metadata, default=str), content_type="application/json"
         )
-        payload = await self._request("POST", "/analyze", timeout=ANALYZE_TIMEOUT, data=form)
+        payload = await self._request("POST", "/analyze", timeout_s=ANALYZE_TIMEOUT, data=form)
         return self._parse(AnalysisResult.from_dict, payload, "/analyze")
 
-    async def embed(
-        self, images: Sequence[bytes] = (), texts: Sequence[str] = ()
-    ) -> EmbedResult:
+    async def embed(self, images: Sequence[bytes] = (), texts: Sequence[str] = ()) -> EmbedResult:
         """POST /embed with base64 images and/or texts."""
         body: dict[str, Any] = {}
         if images:
             body["images_base64"] = [base64.b64encode(i).decode() for i in images]
         if texts:
             body["texts"] = list(texts)
-        payload = await self._request("POST", "/embed", timeout=DETECT_TIMEOUT, json_body=body)
+        payload = await self._request("POST", "/embed", timeout_s=DETECT_TIMEOUT, json_body=body)
         return self._parse(EmbedResult.from_dict, payload, "/embed")
-

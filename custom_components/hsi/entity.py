@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
@@ -63,5 +64,6 @@ class HsiCameraEntity(CoordinatorEntity[HsiServerCoordinator]):
             )
         )
 
+    @callback
     def _handle_pipeline_update(self) -> None:
         self.async_write_ha_state()

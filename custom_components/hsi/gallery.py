@@ -92,9 +92,7 @@ class Gallery:
         if self._matrix is None:
             self._ids = list(self.entries)
             if self._ids:
-                self._matrix = np.stack(
-                    [_normalise(self.entries[i].embedding) for i in self._ids]
-                )
+                self._matrix = np.stack([_normalise(self.entries[i].embedding) for i in self._ids])
             else:
                 self._matrix = np.zeros((0, 0), dtype=np.float32)
         return self._matrix, self._ids

@@ -93,9 +93,7 @@ class EventHistory:
 
     def recent(self, camera_id: str | None = None, limit: int = 5) -> list[SecurityEvent]:
         """Newest events first, optionally of one camera."""
-        events = [
-            e for e in reversed(self.events.values()) if camera_id in (None, e.camera_id)
-        ]
+        events = [e for e in reversed(self.events.values()) if camera_id in (None, e.camera_id)]
         return events[:limit]
 
     def clear(self, camera_id: str | None = None) -> int:

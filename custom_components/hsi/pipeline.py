@@ -330,7 +330,9 @@ class CameraPipeline:
     def _set_timer(self, name: str, delay: float, action: Callable[[datetime], Any]) -> None:
         if (cancel := self._timers.pop(name, None)) is not None:
             cancel()
-        self._timers[name] = async_call_later(self.hass, delay, HassJob(action, cancel_on_shutdown=True))
+        self._timers[name] = async_call_later(
+            self.hass, delay, HassJob(action, cancel_on_shutdown=True)
+        )
 
     @callback
     def _add_to_batch(self, frame: Frame, trigger: str) -> None:
@@ -440,9 +442,7 @@ class CameraPipeline:
         for attempt in range(const.ANALYZE_ATTEMPTS):
             try:
                 async with self.runtime.semaphore:
-                    result = await self.runtime.client.analyze(
-                        [f.image for f in frames], metadata
-                    )
+                    result = await self.runtime.client.analyze([f.image for f in frames], metadata)
             except HsiNotSupportedError:
                 return None, "server has no /analyze"
             except HsiError as err:
@@ -469,9 +469,7 @@ class CameraPipeline:
         """A rule-based event from the detections of the batch."""
         frames = [f for f in batch.frames if f.result is not None] or batch.frames
         best = max(frames, key=lambda f: len(f.relevant))
-        objects = [
-            AnalyzedObject(d.label, d.confidence, 0, d.bbox) for d in best.relevant
-        ]
+        objects = [AnalyzedObject(d.label, d.confidence, 0, d.bbox) for d in best.relevant]
         ended_at = batch.frames[-1].captured_at
         context = RuleContext(
             camera_name=self.settings.name,
@@ -537,7 +535,9 @@ class CameraPipeline:
                     result.description,
                     timings=result.timings_ms,
                 )
-                counts = [sum(1 for o in result.objects if o.frame == i) for i in range(len(frames))]
+                counts = [
+                    sum(1 for o in result.objects if o.frame == i) for i in range(len(frames))
+                ]
                 best_index = max(range(len(frames)), key=lambda i: counts[i])
                 snapshot_frame = frames[best_index]
                 event.objects = result.objects

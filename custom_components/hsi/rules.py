@@ -88,7 +88,11 @@ def score_event(labels: Sequence[str], context: RuleContext) -> RiskAssessment:
     score = sum(f.contribution for f in factors)
     parts = [
         _plural(count, word)
-        for word, count in (("person", persons), ("vehicle", vehicles), ("animal", counts["animal"]))
+        for word, count in (
+            ("person", persons),
+            ("vehicle", vehicles),
+            ("animal", counts["animal"]),
+        )
         if count
     ]
     seen = ", ".join(parts) if parts else "no relevant objects"

@@ -1,0 +1,101 @@
+"""Home Security Intelligence: local AI threat assessment for Home Assistant cameras."""
+
+from __future__ import annotations
+
+import asyncio
+
+from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.typing import ConfigType
+
+from .api import HsiAuthError, HsiClient, HsiError
+from .const import CONF_VERIFY_SSL, DOMAIN, MAX_CONCURRENT_REQUESTS, SUBENTRY_CAMERA
+from .coordinator import HsiServerCoordinator, ServerStatus
+from .gallery import Gallery
+from .history import EventHistory
+from .models import CameraSettings, HsiConfigEntry, HsiRuntimeData, PipelineOptions
+from .pipeline import CameraPipeline
+from .services import async_setup_services
+from .views import async_setup_views
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.IMAGE,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions and the snapshot view once."""
+    async_setup_services(hass)
+    async_setup_views(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
+    """Connect to the server and start watching the configured cameras."""
+    session = async_get_clientsession(hass, verify_ssl=entry.data.get(CONF_VERIFY_SSL, True))
+    client = HsiClient(entry.data[CONF_URL], session, entry.data.get(CONF_API_KEY))
+    coordinator = HsiServerCoordinator(hass, entry, client)
+    try:
+        health = await client.health()
+        await client.models()
+    except HsiAuthError as err:
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN, translation_key="invalid_auth"
+        ) from err
+    except HsiError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="server_unreachable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    coordinator.async_set_updated_data(ServerStatus(health, client.last_latency_ms))
+
+    options = PipelineOptions.from_entry(entry)
+    gallery = Gallery(hass, entry.entry_id, options.match_threshold)
+    history = EventHistory(hass, entry.entry_id)
+    await gallery.async_load()
+    await history.async_load()
+    runtime = HsiRuntimeData(
+        client=client,
+        coordinator=coordinator,
+        gallery=gallery,
+        history=history,
+        options=options,
+        semaphore=asyncio.Semaphore(MAX_CONCURRENT_REQUESTS),
+    )
+    entry.runtime_data = runtime
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_CAMERA:
+            runtime.pipelines[subentry.subentry_id] = CameraPipeline(
+                hass, entry, runtime, CameraSettings.from_subentry(subentry)
+            )
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    for pipeline in runtime.pipelines.values():
+        pipeline.async_start()
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    return True
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: HsiConfigEntry) -> None:
+    """Options or cameras changed: reload."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
+    """Stop the pipelines, save the stores, unload the platforms."""
+    runtime = entry.runtime_data
+    await asyncio.gather(*(p.async_stop() for p in runtime.pipelines.values()))
+    await runtime.gallery.async_save()
+    await runtime.history.async_save()
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

@@ -1,0 +1,112 @@
+"""Binary sensors: occupancy and threat per camera; connectivity of the server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import HsiServerCoordinator
+from .entity import HsiCameraEntity, HsiServerEntity
+from .models import HsiConfigEntry
+from .pipeline import CameraPipeline
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class HsiCameraBinarySensorDescription(BinarySensorEntityDescription):
+    """A camera binary sensor reading the pipeline."""
+
+    is_on_fn: Callable[[CameraPipeline], bool]
+
+
+CAMERA_BINARY_SENSORS: tuple[HsiCameraBinarySensorDescription, ...] = (
+    *(
+        HsiCameraBinarySensorDescription(
+            key=f"{group}_occupancy",
+            translation_key=f"{group}_occupancy",
+            device_class=BinarySensorDeviceClass.OCCUPANCY,
+            is_on_fn=lambda p, group=group: p.counts.get(group, 0) > 0,
+        )
+        for group in ("person", "vehicle", "animal")
+    ),
+    HsiCameraBinarySensorDescription(
+        key="threat",
+        translation_key="threat",
+        device_class=BinarySensorDeviceClass.SAFETY,
+        is_on_fn=lambda p: p.threat,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: HsiConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Server connectivity, then each camera's binary sensors."""
+    runtime = entry.runtime_data
+    async_add_entities([HsiConnectivitySensor(runtime.coordinator, "connectivity")])
+    for camera_id, pipeline in runtime.pipelines.items():
+        async_add_entities(
+            (HsiCameraBinarySensor(pipeline, d) for d in CAMERA_BINARY_SENSORS),
+            config_subentry_id=camera_id,
+        )
+
+
+class HsiConnectivitySensor(HsiServerEntity, BinarySensorEntity):
+    """Whether the server answers and is healthy; never unavailable itself."""
+
+    _attr_device_class = BinarySensorDeviceClass.CONNECTIVITY
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _attr_translation_key = "connectivity"
+
+    def __init__(self, coordinator: HsiServerCoordinator, key: str) -> None:
+        """Bind to the server."""
+        super().__init__(coordinator, key)
+
+    @property
+    def available(self) -> bool:
+        """Always report; off means unreachable."""
+        return True
+
+    @property
+    def is_on(self) -> bool:
+        """Reachable and not failing."""
+        return self.coordinator.last_update_success and self.coordinator.data is not None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None]:
+        """Server status and version."""
+        data = self.coordinator.data
+        return {
+            "status": data.health.status if data else None,
+            "version": data.health.version if data else None,
+        }
+
+
+class HsiCameraBinarySensor(HsiCameraEntity, BinarySensorEntity):
+    """A binary sensor of one camera."""
+
+    entity_description: HsiCameraBinarySensorDescription
+
+    def __init__(
+        self, pipeline: CameraPipeline, description: HsiCameraBinarySensorDescription
+    ) -> None:
+        """Bind a description."""
+        super().__init__(pipeline, description.key)
+        self.entity_description = description
+
+    @property
+    def is_on(self) -> bool:
+        """Read the pipeline."""
+        return self.entity_description.is_on_fn(self.pipeline)

@@ -1,0 +1,515 @@
+"""Config flow: server (user, Supervisor add-on, reauth, reconfigure), cameras, options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import voluptuous as vol
+from yarl import URL
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import selector
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+
+from .api import (
+    Health,
+    HsiAuthError,
+    HsiClient,
+    HsiConnectionError,
+    HsiError,
+    HsiInvalidResponseError,
+    HsiNotSupportedError,
+    HsiResponseError,
+)
+from .const import (
+    CONF_BATCH_WINDOW,
+    CONF_BURST_FRAMES,
+    CONF_CAMERA,
+    CONF_CLASSES,
+    CONF_CONFIDENCE,
+    CONF_COOLDOWN,
+    CONF_DESCRIBE,
+    CONF_DESCRIPTION,
+    CONF_ENRICH,
+    CONF_FAST_PATH_THRESHOLD,
+    CONF_HOME_MODE_ENTITY,
+    CONF_IDLE_TIMEOUT,
+    CONF_INTERVAL,
+    CONF_LLM,
+    CONF_MATCH_THRESHOLD,
+    CONF_NOTIFY_SERVICE,
+    CONF_THREAT_HOLD,
+    CONF_THREAT_THRESHOLD,
+    CONF_TRIGGER,
+    CONF_VERIFY_SSL,
+    CONF_ZONES,
+    DEFAULT_BATCH_WINDOW,
+    DEFAULT_BURST_FRAMES,
+    DEFAULT_CLASSES,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_COOLDOWN,
+    DEFAULT_FAST_PATH_THRESHOLD,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_INTERVAL,
+    DEFAULT_MATCH_THRESHOLD,
+    DEFAULT_PORT,
+    DEFAULT_THREAT_HOLD,
+    DEFAULT_THREAT_THRESHOLD,
+    DEFAULT_URL,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_CAMERA,
+)
+
+CLASS_OPTIONS = [
+    "person",
+    "vehicle",
+    "animal",
+    "car",
+    "truck",
+    "bicycle",
+    "motorcycle",
+    "dog",
+    "cat",
+    "backpack",
+    "handbag",
+    "suitcase",
+]
+
+
+def normalise_url(url: str) -> str:
+    """Canonical form of a server URL (also the unique id of the entry)."""
+    parsed = URL(url.strip())
+    if not parsed.scheme or not parsed.host:
+        parsed = URL(f"http://{url.strip()}")
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(url)
+    return str(parsed.with_path(parsed.path.rstrip("/")).with_query(None).with_fragment(None))
+
+
+async def _validate(
+    hass: HomeAssistant, url: str, api_key: str | None, verify_ssl: bool
+) -> tuple[Health | None, dict[str, str]]:
+    """Connect; return the health or the errors for the form."""
+    client = HsiClient(url, async_get_clientsession(hass, verify_ssl=verify_ssl), api_key)
+    try:
+        return await client.validate(), {}
+    except HsiAuthError:
+        return None, {"base": "invalid_auth"}
+    except HsiConnectionError:
+        return None, {"base": "cannot_connect"}
+    except (HsiInvalidResponseError, HsiNotSupportedError):
+        return None, {"base": "not_hsi_server"}
+    except HsiResponseError as err:
+        if err.status in (502, 503, 504):  # up but not ready, or a proxy without upstream
+            return None, {"base": "cannot_connect"}
+        LOGGER.exception("Unexpected answer from %s", url)
+        return None, {"base": "unknown"}
+    except HsiError:  # pragma: no cover - every client error is one of the above
+        LOGGER.exception("Unexpected answer from %s", url)
+        return None, {"base": "unknown"}
+
+
+def _server_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_URL, default=defaults.get(CONF_URL, DEFAULT_URL)): (
+                selector.TextSelector(
+                    selector.TextSelectorConfig(type=selector.TextSelectorType.URL)
+                )
+            ),
+            vol.Optional(
+                CONF_API_KEY, description={"suggested_value": defaults.get(CONF_API_KEY)}
+            ): selector.TextSelector(
+                selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+            ),
+            vol.Required(
+                CONF_VERIFY_SSL, default=defaults.get(CONF_VERIFY_SSL, True)
+            ): selector.BooleanSelector(),
+        }
+    )
+
+
+class HsiConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up one HSI server."""
+
+    VERSION = 1
+
+    _discovered: dict[str, Any]
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> HsiOptionsFlow:
+        """Global behaviour."""
+        return HsiOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Cameras are subentries."""
+        return {SUBENTRY_CAMERA: CameraSubentryFlow}
+
+    async def _async_server_step(
+        self, step_id: str, user_input: dict[str, Any] | None, defaults: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | None, Health | None, ConfigFlowResult | None]:
+        """Shared body of the user and reconfigure steps."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                url = normalise_url(user_input[CONF_URL])
+            except ValueError:
+                errors[CONF_URL] = "invalid_url"
+            else:
+                data = {
+                    CONF_URL: url,
+                    CONF_API_KEY: user_input.get(CONF_API_KEY) or None,
+                    CONF_VERIFY_SSL: user_input[CONF_VERIFY_SSL],
+                }
+                health, errors = await _validate(
+                    self.hass, url, data[CONF_API_KEY], data[CONF_VERIFY_SSL]
+                )
+                if not errors:
+                    return data, health, None
+        return (
+            None,
+            None,
+            self.async_show_form(
+                step_id=step_id,
+                data_schema=_server_schema(user_input or defaults),
+                errors=errors,
+            ),
+        )
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the server URL and key, and test them."""
+        data, _health, form = await self._async_server_step("user", user_input, {})
+        if form is not None:
+            return form
+        assert data is not None
+        await self.async_set_unique_id(data[CONF_URL])
+        self._abort_if_unique_id_configured()
+        return self.async_create_entry(title=_title(data[CONF_URL]), data=data)
+
+    async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
+        """The add-on announced itself through Supervisor discovery."""
+        config = discovery_info.config
+        host = config.get("host", "127.0.0.1")
+        port = config.get("port", DEFAULT_PORT)
+        url = normalise_url(f"http://{host}:{port}")
+        self._discovered = {
+            CONF_URL: url,
+            CONF_API_KEY: config.get("api_key") or None,
+            CONF_VERIFY_SSL: True,
+        }
+        await self.async_set_unique_id(url)
+        self._abort_if_unique_id_configured(updates=self._discovered)
+        self.context["title_placeholders"] = {"name": discovery_info.name}
+        return await self.async_step_hassio_confirm()
+
+    async def async_step_hassio_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """One confirmation, then the add-on is configured."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = self._discovered
+            _health, errors = await _validate(
+                self.hass, data[CONF_URL], data[CONF_API_KEY], data[CONF_VERIFY_SSL]
+            )
+            if not errors:
+                return self.async_create_entry(title="HSI AI server (add-on)", data=data)
+        return self.async_show_form(
+            step_id="hassio_confirm",
+            description_placeholders={"url": self._discovered[CONF_URL]},
+            errors=errors,
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The server rejected the key."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a new API key."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            api_key = user_input.get(CONF_API_KEY) or None
+            _health, errors = await _validate(
+                self.hass, entry.data[CONF_URL], api_key, entry.data.get(CONF_VERIFY_SSL, True)
+            )
+            if not errors:
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_API_KEY: api_key}
+                )
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema(
+                {
+                    vol.Optional(CONF_API_KEY): selector.TextSelector(
+                        selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+                    )
+                }
+            ),
+            description_placeholders={"url": entry.data[CONF_URL]},
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change URL, key or TLS verification."""
+        entry = self._get_reconfigure_entry()
+        data, _health, form = await self._async_server_step("reconfigure", user_input, entry.data)
+        if form is not None:
+            return form
+        assert data is not None
+        if data[CONF_URL] != entry.unique_id:
+            await self.async_set_unique_id(data[CONF_URL])
+            self._abort_if_unique_id_configured()
+        return self.async_update_reload_and_abort(
+            entry, unique_id=data[CONF_URL], title=_title(data[CONF_URL]), data=data
+        )
+
+
+def _title(url: str) -> str:
+    parsed = URL(url)
+    return f"HSI AI server ({parsed.host}:{parsed.port})"
+
+
+OPTION_FIELDS: list[tuple[str, Any, selector.Selector[Any]]] = [
+    (
+        CONF_BATCH_WINDOW,
+        DEFAULT_BATCH_WINDOW,
+        selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=5,
+                max=600,
+                step=1,
+                unit_of_measurement="s",
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        ),
+    ),
+    (
+        CONF_IDLE_TIMEOUT,
+        DEFAULT_IDLE_TIMEOUT,
+        selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=1,
+                max=300,
+                step=1,
+                unit_of_measurement="s",
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        ),
+    ),
+    (
+        CONF_FAST_PATH_THRESHOLD,
+        DEFAULT_FAST_PATH_THRESHOLD,
+        selector.NumberSelector(selector.NumberSelectorConfig(min=0.5, max=1.0, step=0.01)),
+    ),
+    (
+        CONF_COOLDOWN,
+        DEFAULT_COOLDOWN,
+        selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0,
+                max=3600,
+                step=1,
+                unit_of_measurement="s",
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        ),
+    ),
+    (CONF_ENRICH, True, selector.BooleanSelector()),
+    (CONF_DESCRIBE, True, selector.BooleanSelector()),
+    (CONF_LLM, True, selector.BooleanSelector()),
+    (
+        CONF_MATCH_THRESHOLD,
+        DEFAULT_MATCH_THRESHOLD,
+        selector.NumberSelector(selector.NumberSelectorConfig(min=0.5, max=0.99, step=0.01)),
+    ),
+    (
+        CONF_THREAT_THRESHOLD,
+        DEFAULT_THREAT_THRESHOLD,
+        selector.NumberSelector(selector.NumberSelectorConfig(min=0, max=100, step=1)),
+    ),
+    (
+        CONF_THREAT_HOLD,
+        DEFAULT_THREAT_HOLD,
+        selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0,
+                max=3600,
+                step=1,
+                unit_of_measurement="s",
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        ),
+    ),
+]
+
+
+class HsiOptionsFlow(OptionsFlow):
+    """Global behaviour of the pipeline."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form with every option."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if user_input[CONF_IDLE_TIMEOUT] > user_input[CONF_BATCH_WINDOW]:
+                errors[CONF_IDLE_TIMEOUT] = "idle_longer_than_window"
+            else:
+                return self.async_create_entry(data=user_input)
+        current = user_input or self.config_entry.options
+        fields: dict[Any, Any] = {
+            vol.Required(key, default=current.get(key, default)): sel
+            for key, default, sel in OPTION_FIELDS
+        }
+        fields[
+            vol.Optional(
+                CONF_HOME_MODE_ENTITY,
+                description={"suggested_value": current.get(CONF_HOME_MODE_ENTITY)},
+            )
+        ] = selector.EntitySelector(
+            selector.EntitySelectorConfig(
+                domain=["alarm_control_panel", "input_select", "select", "input_boolean", "sensor"]
+            )
+        )
+        fields[
+            vol.Optional(
+                CONF_NOTIFY_SERVICE,
+                description={"suggested_value": current.get(CONF_NOTIFY_SERVICE)},
+            )
+        ] = selector.TextSelector()
+        return self.async_show_form(step_id="init", data_schema=vol.Schema(fields), errors=errors)
+
+
+def _camera_schema(defaults: Mapping[str, Any], *, include_camera: bool) -> vol.Schema:
+    fields: dict[Any, Any] = {}
+    if include_camera:
+        fields[vol.Required(CONF_CAMERA, default=defaults.get(CONF_CAMERA, vol.UNDEFINED))] = (
+            selector.EntitySelector(selector.EntitySelectorConfig(domain="camera"))
+        )
+    fields.update(
+        {
+            vol.Optional(
+                CONF_TRIGGER, description={"suggested_value": defaults.get(CONF_TRIGGER)}
+            ): selector.EntitySelector(
+                selector.EntitySelectorConfig(domain=["binary_sensor", "input_boolean"])
+            ),
+            vol.Required(
+                CONF_INTERVAL, default=defaults.get(CONF_INTERVAL, DEFAULT_INTERVAL)
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=0,
+                    max=3600,
+                    step=1,
+                    unit_of_measurement="s",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
+            vol.Optional(
+                CONF_DESCRIPTION, default=defaults.get(CONF_DESCRIPTION, "")
+            ): selector.TextSelector(selector.TextSelectorConfig(multiline=True)),
+            vol.Required(
+                CONF_CLASSES, default=list(defaults.get(CONF_CLASSES, DEFAULT_CLASSES))
+            ): selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=CLASS_OPTIONS,
+                    multiple=True,
+                    custom_value=True,
+                    translation_key=CONF_CLASSES,
+                )
+            ),
+            vol.Required(
+                CONF_CONFIDENCE, default=defaults.get(CONF_CONFIDENCE, DEFAULT_CONFIDENCE)
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(min=0.05, max=0.95, step=0.05)
+            ),
+            vol.Required(
+                CONF_BURST_FRAMES, default=defaults.get(CONF_BURST_FRAMES, DEFAULT_BURST_FRAMES)
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=1, max=10, step=1, mode=selector.NumberSelectorMode.BOX
+                )
+            ),
+            vol.Optional(CONF_ZONES, default=defaults.get(CONF_ZONES, "")): (
+                selector.TextSelector(selector.TextSelectorConfig(multiline=True))
+            ),
+        }
+    )
+    return vol.Schema(fields)
+
+
+class CameraSubentryFlow(ConfigSubentryFlow):
+    """Add or change one watched camera."""
+
+    def _clean(self, user_input: dict[str, Any]) -> dict[str, Any]:
+        data = dict(user_input)
+        data[CONF_INTERVAL] = int(data.get(CONF_INTERVAL, DEFAULT_INTERVAL))
+        data[CONF_BURST_FRAMES] = int(data.get(CONF_BURST_FRAMES, DEFAULT_BURST_FRAMES))
+        data[CONF_CLASSES] = [c.strip().lower() for c in data.get(CONF_CLASSES, []) if c.strip()]
+        return data
+
+    def _check(self, data: Mapping[str, Any]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if self.hass.states.get(data[CONF_CAMERA]) is None:
+            errors[CONF_CAMERA] = "camera_not_found"
+        if not data[CONF_CLASSES]:
+            errors[CONF_CLASSES] = "no_classes"
+        if (trigger := data.get(CONF_TRIGGER)) and self.hass.states.get(trigger) is None:
+            errors[CONF_TRIGGER] = "entity_not_found"
+        return errors
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Pick a camera and how to watch it."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = self._clean(user_input)
+            errors = self._check(data)
+            entry = self._get_entry()
+            if any(sub.unique_id == data[CONF_CAMERA] for sub in entry.subentries.values()):
+                return self.async_abort(reason="already_configured")
+            if not errors:
+                state = self.hass.states.get(data[CONF_CAMERA])
+                title = state.name if state is not None else data[CONF_CAMERA]
+                return self.async_create_entry(title=title, data=data, unique_id=data[CONF_CAMERA])
+        return self.async_show_form(
+            step_id="user",
+            data_schema=_camera_schema(user_input or {}, include_camera=True),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change how a camera is watched (the camera itself stays)."""
+        subentry = self._get_reconfigure_subentry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = self._clean({**user_input, CONF_CAMERA: subentry.data[CONF_CAMERA]})
+            errors = self._check(data)
+            if not errors:
+                return self.async_update_and_abort(self._get_entry(), subentry, data=data)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=_camera_schema(user_input or subentry.data, include_camera=False),
+            errors=errors,
+            description_placeholders={"camera": subentry.title},
+        )

@@ -1,0 +1,52 @@
+"""Image: the annotated snapshot of the last security event."""
+
+from __future__ import annotations
+
+from homeassistant.components.image import ImageEntity
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .entity import HsiCameraEntity
+from .models import HsiConfigEntry
+from .pipeline import CameraPipeline
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: HsiConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """One image per camera."""
+    for camera_id, pipeline in entry.runtime_data.pipelines.items():
+        async_add_entities([HsiSnapshotImage(hass, pipeline)], config_subentry_id=camera_id)
+
+
+class HsiSnapshotImage(HsiCameraEntity, ImageEntity):
+    """Boxes and labels drawn on the key frame of the last event."""
+
+    _attr_translation_key = "snapshot"
+    _attr_content_type = "image/jpeg"
+
+    def __init__(self, hass: HomeAssistant, pipeline: CameraPipeline) -> None:
+        """Bind to a camera."""
+        HsiCameraEntity.__init__(self, pipeline, "snapshot")
+        ImageEntity.__init__(self, hass)
+        self._attr_image_last_updated = pipeline.last_snapshot_at
+
+    @property
+    def available(self) -> bool:
+        """The last snapshot stays viewable while the server is down."""
+        return True
+
+    async def async_image(self) -> bytes | None:
+        """The annotated snapshot."""
+        return self.pipeline.last_snapshot
+
+    @callback
+    def _handle_pipeline_update(self) -> None:
+        if self.pipeline.last_snapshot_at != self._attr_image_last_updated:
+            self._attr_image_last_updated = self.pipeline.last_snapshot_at
+            self._cached_image = None
+        self.async_write_ha_state()

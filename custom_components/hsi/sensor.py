@@ -1,0 +1,183 @@
+"""Sensors: risk, last event and object counts per camera; latency and models of the server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import EntityCategory, UnitOfTime
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .const import RISK_LEVELS
+from .coordinator import HsiServerCoordinator, ServerStatus
+from .entity import HsiCameraEntity, HsiServerEntity
+from .models import HsiConfigEntry
+from .pipeline import CameraPipeline
+
+PARALLEL_UPDATES = 0
+MAX_STATE_LENGTH = 255
+
+
+@dataclass(frozen=True, kw_only=True)
+class HsiCameraSensorDescription(SensorEntityDescription):
+    """A camera sensor reading the pipeline."""
+
+    value_fn: Callable[[CameraPipeline], StateType]
+    attrs_fn: Callable[[CameraPipeline], dict[str, Any] | None] = lambda _: None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HsiServerSensorDescription(SensorEntityDescription):
+    """A server sensor reading the coordinator data."""
+
+    value_fn: Callable[[ServerStatus], StateType]
+    attrs_fn: Callable[[ServerStatus], dict[str, Any] | None] = lambda _: None
+
+
+def _last_event_attrs(pipeline: CameraPipeline) -> dict[str, Any] | None:
+    event = pipeline.last_event
+    if event is None:
+        return None
+    return {
+        "event_id": event.event_id,
+        "summary": event.risk.summary,
+        "reasoning": event.risk.reasoning,
+        "description": event.description,
+        "recommended_action": event.risk.recommended_action,
+        "risk_factors": [f.as_dict() for f in event.risk.risk_factors],
+        "source": event.risk.source,
+        "preliminary": event.preliminary,
+        "started_at": event.started_at.isoformat(),
+        "ended_at": event.ended_at.isoformat(),
+        "counts": event.counts,
+        "known_matches": [m.description for m in event.known_matches],
+        "snapshot_url": event.snapshot_url,
+    }
+
+
+CAMERA_SENSORS: tuple[HsiCameraSensorDescription, ...] = (
+    HsiCameraSensorDescription(
+        key="risk_score",
+        translation_key="risk_score",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda p: p.last_event.risk.risk_score if p.last_event else None,
+    ),
+    HsiCameraSensorDescription(
+        key="risk_level",
+        translation_key="risk_level",
+        device_class=SensorDeviceClass.ENUM,
+        options=RISK_LEVELS,
+        value_fn=lambda p: p.last_event.risk.risk_level if p.last_event else None,
+    ),
+    HsiCameraSensorDescription(
+        key="last_event",
+        translation_key="last_event",
+        value_fn=lambda p: p.last_event.risk.summary[:MAX_STATE_LENGTH] if p.last_event else None,
+        attrs_fn=_last_event_attrs,
+    ),
+    *(
+        HsiCameraSensorDescription(
+            key=f"{group}_count",
+            translation_key=f"{group}_count",
+            state_class=SensorStateClass.MEASUREMENT,
+            value_fn=lambda p, group=group: p.counts.get(group, 0),
+        )
+        for group in ("person", "vehicle", "animal")
+    ),
+)
+
+SERVER_SENSORS: tuple[HsiServerSensorDescription, ...] = (
+    HsiServerSensorDescription(
+        key="latency",
+        translation_key="latency",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MILLISECONDS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: round(s.latency_ms, 1) if s.latency_ms is not None else None,
+    ),
+    HsiServerSensorDescription(
+        key="models_loaded",
+        translation_key="models_loaded",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: len(s.health.models_loaded),
+        attrs_fn=lambda s: {
+            "models": s.health.models_loaded,
+            "device": s.health.device,
+            "status": s.health.status,
+            "vram_used_gb": s.health.vram_used_gb,
+        },
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: HsiConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Server sensors, then each camera's sensors under its subentry."""
+    runtime = entry.runtime_data
+    async_add_entities(
+        HsiServerSensor(runtime.coordinator, description) for description in SERVER_SENSORS
+    )
+    for camera_id, pipeline in runtime.pipelines.items():
+        async_add_entities(
+            (HsiCameraSensor(pipeline, description) for description in CAMERA_SENSORS),
+            config_subentry_id=camera_id,
+        )
+
+
+class HsiServerSensor(HsiServerEntity, SensorEntity):
+    """A sensor of the AI server."""
+
+    entity_description: HsiServerSensorDescription
+
+    def __init__(
+        self, coordinator: HsiServerCoordinator, description: HsiServerSensorDescription
+    ) -> None:
+        """Bind a description."""
+        super().__init__(coordinator, description.key)
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> StateType:
+        """Read the coordinator data."""
+        return self.entity_description.value_fn(self.coordinator.data)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Extra detail."""
+        return self.entity_description.attrs_fn(self.coordinator.data)
+
+
+class HsiCameraSensor(HsiCameraEntity, SensorEntity):
+    """A sensor of one camera."""
+
+    entity_description: HsiCameraSensorDescription
+
+    def __init__(self, pipeline: CameraPipeline, description: HsiCameraSensorDescription) -> None:
+        """Bind a description."""
+        super().__init__(pipeline, description.key)
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> StateType:
+        """Read the pipeline."""
+        return self.entity_description.value_fn(self.pipeline)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Extra detail."""
+        return self.entity_description.attrs_fn(self.pipeline)

@@ -1,0 +1,59 @@
+"""Switch: analysis on/off per camera (restored across restarts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity
+from homeassistant.const import STATE_OFF, EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoreEntity
+
+from .entity import HsiCameraEntity
+from .models import HsiConfigEntry
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: HsiConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """One switch per camera."""
+    for camera_id, pipeline in entry.runtime_data.pipelines.items():
+        async_add_entities([HsiAnalysisSwitch(pipeline, "analysis")], config_subentry_id=camera_id)
+
+
+class HsiAnalysisSwitch(HsiCameraEntity, SwitchEntity, RestoreEntity):
+    """Turns the camera's watching on and off."""
+
+    _attr_translation_key = "analysis"
+    _attr_entity_category = EntityCategory.CONFIG
+
+    @property
+    def available(self) -> bool:
+        """Switching works while the server is down too."""
+        return True
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the last choice."""
+        await super().async_added_to_hass()
+        if (last := await self.async_get_last_state()) is not None:
+            self.pipeline.enabled = last.state != STATE_OFF
+
+    @property
+    def is_on(self) -> bool:
+        """Whether analysis runs."""
+        return self.pipeline.enabled
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Resume analysis."""
+        self.pipeline.enabled = True
+        self.async_write_ha_state()
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Pause analysis (triggers are ignored)."""
+        self.pipeline.enabled = False
+        self.async_write_ha_state()

@@ -1,0 +1,322 @@
+"""Config flow: user, Supervisor discovery, reauth, reconfigure, options and camera subentries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+
+from custom_components.hsi.config_flow import normalise_url
+from custom_components.hsi.const import (
+    CONF_BATCH_WINDOW,
+    CONF_BURST_FRAMES,
+    CONF_CAMERA,
+    CONF_CLASSES,
+    CONF_CONFIDENCE,
+    CONF_COOLDOWN,
+    CONF_DESCRIBE,
+    CONF_DESCRIPTION,
+    CONF_ENRICH,
+    CONF_FAST_PATH_THRESHOLD,
+    CONF_IDLE_TIMEOUT,
+    CONF_INTERVAL,
+    CONF_LLM,
+    CONF_MATCH_THRESHOLD,
+    CONF_THREAT_HOLD,
+    CONF_THREAT_THRESHOLD,
+    CONF_TRIGGER,
+    CONF_VERIFY_SSL,
+    CONF_ZONES,
+    DOMAIN,
+    SUBENTRY_CAMERA,
+)
+from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER
+from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+
+from .conftest import CAMERA, MOTION, FakeServer, make_entry
+
+
+async def _user(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_VERIFY_SSL: True} | data
+    )
+
+
+async def test_user_creates_entry(hass: HomeAssistant, fake_server: FakeServer) -> None:
+    """A reachable server becomes an entry, unique by URL."""
+    result = await _user(hass, **{CONF_URL: fake_server.url + "/"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {
+        CONF_URL: fake_server.url,
+        CONF_API_KEY: None,
+        CONF_VERIFY_SSL: True,
+    }
+    assert result["result"].unique_id == fake_server.url
+    assert result["title"].startswith("HSI AI server (127.0.0.1:")
+    again = await _user(hass, **{CONF_URL: fake_server.url})
+    assert again["type"] is FlowResultType.ABORT
+    assert again["reason"] == "already_configured"
+
+
+async def test_user_with_key(hass: HomeAssistant, fake_server: FakeServer) -> None:
+    """A wrong key is explained; the right one passes."""
+    fake_server.api_key = "good"
+    result = await _user(hass, **{CONF_URL: fake_server.url, CONF_API_KEY: "bad"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: fake_server.url, CONF_API_KEY: "good", CONF_VERIFY_SSL: True}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_API_KEY] == "good"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"exc": TimeoutError()}, "cannot_connect"),
+        ({"text": "<html>not hsi</html>"}, "not_hsi_server"),
+        ({"status": 404, "text": "nope"}, "not_hsi_server"),
+        ({"status": 500, "text": "boom"}, "unknown"),
+    ],
+)
+async def test_user_errors(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker, kwargs: dict[str, Any], error: str
+) -> None:
+    """Each failure shows its own error."""
+    aioclient_mock.get("http://hsi.local:8090/health", **kwargs)
+    result = await _user(hass, **{CONF_URL: "http://hsi.local:8090"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+
+
+async def test_user_invalid_url(hass: HomeAssistant) -> None:
+    """A URL that is not http(s) is refused before connecting."""
+    result = await _user(hass, **{CONF_URL: "ftp://server"})
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+
+
+def test_normalise_url() -> None:
+    """Bare hosts get http://, trailing slashes go."""
+    assert normalise_url("hsi.local:8090/") == "http://hsi.local:8090"
+    assert normalise_url("https://hsi.local/api/") == "https://hsi.local/api"
+    with pytest.raises(ValueError):
+        normalise_url("mqtt://x")
+
+
+async def test_hassio_discovery(hass: HomeAssistant, fake_server: FakeServer) -> None:
+    """The add-on is configured after one confirmation."""
+    host, port = fake_server.url.removeprefix("http://").split(":")
+    info = HassioServiceInfo(
+        config={"host": host, "port": int(port), "api_key": None},
+        name="HSI AI server",
+        slug="hsi_ai_server",
+        uuid="1234",
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=info
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "hassio_confirm"
+    fake_server.down = True
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["errors"] == {"base": "cannot_connect"}
+    fake_server.down = False
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_URL] == fake_server.url
+    # Discovered again: already configured, and the entry follows the add-on's data.
+    again = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=info
+    )
+    assert again["type"] is FlowResultType.ABORT
+    assert again["reason"] == "already_configured"
+
+
+async def test_reauth(hass: HomeAssistant, demo_camera: str, fake_server: FakeServer) -> None:
+    """A rejected key starts reauth; the new key is stored and the entry reloads."""
+    fake_server.api_key = "new"
+    entry = make_entry(fake_server.url, api_key="old")
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert len(flows) == 1
+    assert flows[0]["context"]["source"] == "reauth"
+    flow_id = flows[0]["flow_id"]
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_API_KEY: "wrong"})
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_API_KEY: "new"})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert entry.data[CONF_API_KEY] == "new"
+    await hass.async_block_till_done()
+    assert entry.state.name == "LOADED"
+
+
+async def test_reconfigure(hass: HomeAssistant, fake_server: FakeServer) -> None:
+    """URL and key can change; errors are shown; another entry's URL is refused."""
+    entry = make_entry("http://old.local:8090", subentries=[])
+    entry.add_to_hass(hass)
+    other = make_entry("http://other.local:8090", subentries=[])
+    other.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "http://127.0.0.1:1", CONF_VERIFY_SSL: True}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: fake_server.url, CONF_VERIFY_SSL: False}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.unique_id == fake_server.url
+    assert entry.data[CONF_VERIFY_SSL] is False
+
+
+async def test_reconfigure_to_existing_url(hass: HomeAssistant, fake_server: FakeServer) -> None:
+    """Pointing an entry at a server another entry has is refused."""
+    entry = make_entry("http://old.local:8090", subentries=[])
+    entry.add_to_hass(hass)
+    make_entry(fake_server.url, subentries=[]).add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: fake_server.url, CONF_VERIFY_SSL: True}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+OPTIONS = {
+    CONF_BATCH_WINDOW: 120,
+    CONF_IDLE_TIMEOUT: 20,
+    CONF_FAST_PATH_THRESHOLD: 0.95,
+    CONF_COOLDOWN: 60,
+    CONF_ENRICH: False,
+    CONF_DESCRIBE: True,
+    CONF_LLM: False,
+    CONF_MATCH_THRESHOLD: 0.8,
+    CONF_THREAT_THRESHOLD: 70,
+    CONF_THREAT_HOLD: 30,
+}
+
+
+async def test_options(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    """Options are validated, stored and applied by a reload."""
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], OPTIONS | {CONF_IDLE_TIMEOUT: 200}
+    )
+    assert result["errors"] == {CONF_IDLE_TIMEOUT: "idle_longer_than_window"}
+    result = await hass.config_entries.options.async_configure(result["flow_id"], OPTIONS)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert setup_entry.options[CONF_THREAT_THRESHOLD] == 70
+    assert setup_entry.runtime_data.options.threat_threshold == 70
+    assert setup_entry.runtime_data.options.llm is False
+
+
+CAMERA_INPUT = {
+    CONF_CAMERA: CAMERA,
+    CONF_TRIGGER: MOTION,
+    CONF_INTERVAL: 30.0,
+    CONF_DESCRIPTION: "Front door, faces the street",
+    CONF_CLASSES: ["person", " Car "],
+    CONF_CONFIDENCE: 0.4,
+    CONF_BURST_FRAMES: 2.0,
+    CONF_ZONES: "porch",
+}
+
+
+async def test_camera_subentry(
+    hass: HomeAssistant, demo_camera: str, fake_server: FakeServer
+) -> None:
+    """Add a camera: validated, unique per camera, entities appear after the reload."""
+    entry = make_entry(fake_server.url, subentries=[])
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        CAMERA_INPUT | {CONF_CAMERA: "camera.nope", CONF_TRIGGER: "binary_sensor.nope"},
+    )
+    assert result["errors"] == {
+        CONF_CAMERA: "camera_not_found",
+        CONF_TRIGGER: "entity_not_found",
+    }
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], CAMERA_INPUT | {CONF_CLASSES: []}
+    )
+    assert result["errors"] == {CONF_CLASSES: "no_classes"}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], CAMERA_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Demo camera"
+    await hass.async_block_till_done()
+
+    (subentry,) = entry.subentries.values()
+    assert subentry.unique_id == CAMERA
+    assert subentry.data[CONF_CLASSES] == ["person", "car"]
+    assert subentry.data[CONF_INTERVAL] == 30
+    assert subentry.data[CONF_BURST_FRAMES] == 2
+    pipeline = entry.runtime_data.pipelines[subentry.subentry_id]
+    assert pipeline.settings.interval == 30
+    assert hass.states.get("sensor.demo_camera_risk_score") is not None
+
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], CAMERA_INPUT)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_camera_subentry_reconfigure(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """Change a camera's settings; the camera itself stays."""
+    (subentry,) = setup_entry.subentries.values()
+    result = await setup_entry.start_subentry_reconfigure_flow(
+        hass, SUBENTRY_CAMERA, subentry.subentry_id
+    )
+    assert result["step_id"] == "reconfigure"
+    changes = {k: v for k, v in CAMERA_INPUT.items() if k != CONF_CAMERA}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], changes | {CONF_TRIGGER: "binary_sensor.gone"}
+    )
+    assert result["errors"] == {CONF_TRIGGER: "entity_not_found"}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], changes)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    subentry = setup_entry.subentries[subentry.subentry_id]
+    assert subentry.data[CONF_CAMERA] == CAMERA
+    assert subentry.data[CONF_DESCRIPTION] == "Front door, faces the street"
+    assert setup_entry.runtime_data.pipelines[subentry.subentry_id].settings.confidence == 0.4
+
+
+async def test_entry_without_subentries_setup(hass: HomeAssistant, fake_server: FakeServer) -> None:
+    """A server entry with no camera loads with only the server device."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=fake_server.url,
+        data={CONF_URL: fake_server.url, CONF_API_KEY: None, CONF_VERIFY_SSL: True},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.pipelines == {}
+    assert entry.runtime_data.options.batch_window == 90
