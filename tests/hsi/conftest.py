@@ -283,7 +283,7 @@ def make_entry(
 
 
 @pytest.fixture
-async def demo_camera(hass: HomeAssistant) -> str:
+async def demo_camera(hass: HomeAssistant) -> AsyncGenerator[str]:
     """The demo camera and a motion input_boolean."""
     assert await async_setup_component(hass, "homeassistant", {})
     assert await async_setup_component(
@@ -297,8 +297,9 @@ async def demo_camera(hass: HomeAssistant) -> str:
         demo.add_to_hass(hass)
         assert await hass.config_entries.async_setup(demo.entry_id)
         await hass.async_block_till_done()
-    assert hass.states.get(CAMERA) is not None
-    return CAMERA
+        assert hass.states.get(CAMERA) is not None
+        yield CAMERA
+        await hass.config_entries.async_unload(demo.entry_id)
 
 
 @pytest.fixture

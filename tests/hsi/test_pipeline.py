@@ -1,0 +1,377 @@
+"""The per-camera pipeline against the fake server: triggers, batches, fast path, fallbacks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+    async_mock_service,
+)
+
+from custom_components.hsi.const import (
+    CONF_HOME_MODE_ENTITY,
+    CONF_INTERVAL,
+    CONF_NOTIFY_SERVICE,
+    DOMAIN,
+    EVENT_DETECTION,
+    EVENT_SECURITY,
+)
+from custom_components.hsi.coordinator import ISSUE_UNREACHABLE
+from custom_components.hsi.pipeline import CameraPipeline, time_of_day
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+
+from .conftest import MOTION, FakeServer, camera_subentry, detection, make_entry, unit
+
+RISK = "sensor.front_door_risk_score"
+LEVEL = "sensor.front_door_risk_level"
+LAST = "sensor.front_door_last_event"
+PEOPLE = "sensor.front_door_people"
+PERSON = "binary_sensor.front_door_person"
+THREAT = "binary_sensor.front_door_threat"
+EVENT = "event.front_door_security_event"
+IMAGE = "image.front_door_last_event_snapshot"
+SWITCH = "switch.front_door_analysis"
+
+
+def pipeline_of(entry: MockConfigEntry) -> CameraPipeline:
+    """The only camera's pipeline."""
+    (pipeline,) = entry.runtime_data.pipelines.values()
+    return pipeline
+
+
+async def motion(hass: HomeAssistant) -> None:
+    """Motion on (a burst), then off."""
+    hass.states.async_set(MOTION, STATE_ON)
+    await hass.async_block_till_done()
+    hass.states.async_set(MOTION, STATE_OFF)
+    await hass.async_block_till_done()
+
+
+async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Move the clock and let timers run."""
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_motion_to_security_event(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Trigger → detect → batch → idle → analyze → entities, bus events, history."""
+    detections = async_capture_events(hass, EVENT_DETECTION)
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.detections = [
+        [detection("person", 0.8, unit(0)), detection("dog", 0.7), detection("chair", 0.9)]
+    ]
+    assert hass.states.get(RISK).state == "unknown"
+    await motion(hass)
+
+    assert fake_server.requests[-1] == ("/detect", {"confidence": "0.5", "embed": "1"})
+    assert len(detections) == 1
+    data = detections[0].data
+    assert [o["class"] for o in data["objects"]] == ["person", "dog"]  # chair is not of interest
+    assert data["counts"] == {"person": 1, "vehicle": 0, "animal": 1}
+    assert data["camera"] == "Front door"
+    assert hass.states.get(PEOPLE).state == "1"
+    assert hass.states.get(PERSON).state == STATE_ON
+    assert pipeline_of(setup_entry).batch_open
+    assert security == []
+
+    await advance(hass, freezer, 6)  # idle timeout 5 s
+
+    assert len(security) == 1
+    event = security[0].data
+    assert event["risk_score"] == 72
+    assert event["risk_level"] == "high"
+    assert event["source"] == "llm"
+    assert event["description"] == "A person in a dark jacket at the front door."
+    assert event["preliminary"] is False
+    assert event["update"] is False
+    assert event["notify"] is True
+    assert event["snapshot_url"] == f"/api/hsi/events/{event['event_id']}/snapshot.jpg"
+    call = fake_server.analyze_calls[-1]
+    assert call["frames"] == 1
+    meta = call["metadata"]
+    assert meta["camera"]["name"] == "Front door"
+    assert meta["context"]["time_of_day"] in ("night", "morning", "afternoon", "evening")
+    assert meta["detections"][0][0]["class"] == "person"
+    assert meta["options"] == {"enrich": True, "describe": True, "llm": True}
+
+    assert hass.states.get(RISK).state == "72"
+    assert hass.states.get(LEVEL).state == "high"
+    last = hass.states.get(LAST)
+    assert last.state == "Unknown person at the door"
+    assert last.attributes["reasoning"].startswith("A person nobody knows")
+    assert hass.states.get(THREAT).state == STATE_ON
+    assert hass.states.get(PERSON).state == STATE_OFF  # the batch closed: nobody seen since
+    event_state = hass.states.get(EVENT)
+    assert event_state.attributes["event_type"] == "high"
+    assert event_state.attributes["event_id"] == event["event_id"]
+    assert hass.states.get(IMAGE).state != "unknown"
+    history = setup_entry.runtime_data.history
+    assert list(history.events) == [event["event_id"]]
+    assert history.snapshots[event["event_id"]][:2] == b"\xff\xd8"
+
+    # The threat clears after the hold time (120 s by default).
+    await advance(hass, freezer, 125)
+    assert hass.states.get(THREAT).state == STATE_OFF
+
+
+async def test_window_closes_long_event(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Continuous activity is cut into events by the window (60 s in these tests)."""
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.default_detections = [detection("car", 0.8)]
+    for _ in range(5):
+        await motion(hass)
+        await advance(hass, freezer, 4)  # under the idle timeout each time
+    assert security == []
+    for _ in range(12):
+        await motion(hass)
+        await advance(hass, freezer, 4)
+    assert len(security) >= 1
+    assert security[0].data["frames"] >= 14
+    assert fake_server.analyze_calls[0]["frames"] == 4  # key frames only
+
+
+async def test_fast_path_then_update(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A sure person raises a preliminary event at once; the analysis updates it in place."""
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.detections = [[detection("person", 0.95)]]
+    await motion(hass)
+    assert len(security) == 1
+    first = security[0].data
+    assert first["preliminary"] is True
+    assert first["source"] == "rules"
+    assert first["risk_level"] in ("low", "medium")
+    assert hass.states.get(LAST).attributes["preliminary"] is True
+
+    await advance(hass, freezer, 6)
+    assert len(security) == 2
+    final = security[1].data
+    assert final["event_id"] == first["event_id"]
+    assert final["preliminary"] is False
+    assert final["update"] is True
+    assert final["source"] == "llm"
+    assert final["notify"] is True  # level changed: the alert is replaced
+    assert len(setup_entry.runtime_data.history.events) == 1
+
+
+async def test_analyze_missing_falls_back_to_rules(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A server without /analyze still yields an event, marked as rule-based."""
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.analyze_status = 404
+    fake_server.detections = [[detection("person", 0.7), detection("person", 0.6)]]
+    await motion(hass)
+    await advance(hass, freezer, 6)
+    assert len(fake_server.analyze_calls) == 1  # 404 is not retried
+    (event,) = security
+    assert event.data["source"] == "rules"
+    assert event.data["risk_score"] > 0
+    assert "server has no /analyze" in event.data["reasoning"]
+    assert event.data["summary"].startswith("2 persons at Front door")
+    assert hass.states.get(LAST).attributes["source"] == "rules"
+
+
+async def test_analyze_retried(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A busy server is retried (bounded) before the analysis succeeds."""
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.analyze_failures = 2
+    fake_server.detections = [[detection("person", 0.7)]]
+    await motion(hass)
+    await advance(hass, freezer, 6)
+    assert len(fake_server.analyze_calls) == 3
+    assert security[0].data["source"] == "llm"
+
+
+async def test_server_down_mid_event(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The server dies mid-event: the event is still recorded, entities go unavailable,
+    a repair issue appears after the grace period and everything recovers by itself."""
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.detections = [[detection("person", 0.7)]]
+    await motion(hass)
+    fake_server.down = True
+    await motion(hass)  # this frame is kept without detections
+    await advance(hass, freezer, 6)
+    assert len(fake_server.analyze_calls) == 0
+    (event,) = security
+    assert event.data["source"] == "rules"
+    assert event.data["frames"] == 2
+    assert hass.states.get(RISK).state == STATE_UNAVAILABLE
+    assert hass.states.get("binary_sensor.hsi_ai_server_127_0_0_1_connectivity").state == STATE_OFF
+    issue_id = f"{ISSUE_UNREACHABLE}_{setup_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    await advance(hass, freezer, 400)
+    await advance(hass, freezer, 400)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    fake_server.down = False
+    await advance(hass, freezer, 700)
+    assert hass.states.get(RISK).state == str(event.data["risk_score"])
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    assert hass.states.get("binary_sensor.hsi_ai_server_127_0_0_1_connectivity").state == STATE_ON
+
+
+async def test_cooldown_and_reidentification(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The same visitor within the cooldown updates one event; someone new gets a new event
+    without a second alert unless the risk rises."""
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.detections = [[detection("person", 0.7, unit(1))]]
+    await motion(hass)
+    await advance(hass, freezer, 6)
+    fake_server.detections = [[detection("person", 0.7, unit(1))]]
+    await motion(hass)
+    await advance(hass, freezer, 6)
+    assert len(security) == 2
+    first, second = security[0].data, security[1].data
+    assert second["event_id"] == first["event_id"]
+    assert second["update"] is True
+    assert second["occurrences"] == 2
+    assert second["notify"] is False
+    assert len(setup_entry.runtime_data.history.events) == 1
+    known = fake_server.analyze_calls[1]["metadata"]["context"]["known_matches"]
+    assert known[0]["description"] == "same unknown person seen 2 times today"
+
+    fake_server.detections = [[detection("person", 0.7, unit(2))]]
+    await motion(hass)
+    await advance(hass, freezer, 6)
+    third = security[2].data
+    assert third["event_id"] != first["event_id"]
+    assert third["notify"] is False  # cooldown: same level as the last alert
+
+    fake_server.analyze_risk = {"risk_score": 90, "summary": "Break-in", "reasoning": "r"}
+    fake_server.detections = [[detection("person", 0.7, unit(3))]]
+    await motion(hass)
+    await advance(hass, freezer, 6)
+    assert security[3].data["risk_level"] == "critical"
+    assert security[3].data["notify"] is True  # the risk rose
+
+
+async def test_switch_pauses_analysis(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """With the analysis switch off, triggers are ignored."""
+    await hass.services.async_call("switch", "turn_off", {"entity_id": SWITCH}, blocking=True)
+    assert hass.states.get(SWITCH).state == STATE_OFF
+    await motion(hass)
+    assert fake_server.count("/detect") == 0
+    await hass.services.async_call("switch", "turn_on", {"entity_id": SWITCH}, blocking=True)
+    await motion(hass)
+    assert fake_server.count("/detect") == 1
+
+
+async def test_interval_trigger_and_context(
+    hass: HomeAssistant, demo_camera: str, fake_server: FakeServer, freezer: FrozenDateTimeFactory
+) -> None:
+    """The interval triggers bursts; home mode reaches the analysis context."""
+    hass.states.async_set("alarm_control_panel.home", "armed_away")
+    entry = make_entry(
+        fake_server.url,
+        subentries=[camera_subentry(**{CONF_INTERVAL: 10, "burst_frames": 2})],
+        options={CONF_HOME_MODE_ENTITY: "alarm_control_panel.home"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    fake_server.default_detections = [detection("person", 0.7)]
+    await advance(hass, freezer, 11)
+    assert fake_server.count("/detect") == 2
+    await advance(hass, freezer, 6)
+    assert fake_server.analyze_calls[0]["metadata"]["context"]["home_mode"] == "armed_away"
+    assert fake_server.analyze_calls[0]["frames"] == 2
+
+
+async def test_notifications(
+    hass: HomeAssistant, demo_camera: str, fake_server: FakeServer, freezer: FrozenDateTimeFactory
+) -> None:
+    """Alerts go to the notify action with one tag per event."""
+    calls = async_mock_service(hass, "notify", "phone")
+    entry = make_entry(fake_server.url, options={CONF_NOTIFY_SERVICE: "phone"})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    fake_server.detections = [[detection("person", 0.95)]]
+    await motion(hass)
+    await advance(hass, freezer, 6)
+    assert len(calls) == 2  # preliminary, then the analysis with a new level
+    tags = {c.data["data"]["tag"] for c in calls}
+    assert len(tags) == 1
+    assert calls[0].data["message"].startswith("Preliminary: ")
+    assert calls[1].data["title"] == "Front door: high risk (72)"
+
+
+async def test_unload_records_open_batch(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """Unloading mid-event records the event from the rules and leaves nothing running."""
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.detections = [[detection("person", 0.7)]]
+    pipeline = pipeline_of(setup_entry)
+    await motion(hass)
+    assert pipeline.batch_open
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert setup_entry.state is ConfigEntryState.NOT_LOADED
+    (event,) = security
+    assert event.data["source"] == "rules"
+    assert "integration unloaded" in event.data["reasoning"]
+    assert not pipeline._tasks
+    assert not pipeline._timers
+    assert not pipeline._unsubs
+    # Motion after unload does nothing.
+    await motion(hass)
+    assert fake_server.count("/detect") == 1
+
+
+def test_time_of_day() -> None:
+    """Local hours map to parts of the day."""
+    base = dt_util.now().replace(minute=0, second=0, microsecond=0)
+    parts: dict[int, Any] = {h: time_of_day(base.replace(hour=h)) for h in (2, 8, 14, 20, 23)}
+    assert parts == {
+        2: "night",
+        8: "morning",
+        14: "afternoon",
+        20: "evening",
+        23: "night",
+    }
