@@ -1,0 +1,382 @@
+"""Actions, gallery persistence, button, diagnostics, device triggers, snapshot view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_get_device_automations,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.hsi.const import DOMAIN, EVENT_SECURITY
+from custom_components.hsi.diagnostics import async_get_config_entry_diagnostics
+from custom_components.hsi.gallery import Gallery
+from homeassistant.components import automation
+from homeassistant.components.device_automation import DeviceAutomationType
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+
+from .conftest import CAMERA, FakeServer, detection, jpeg, make_entry, unit
+
+
+async def test_analyze_action(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """hsi.analyze returns the event and records it on the camera's entities."""
+    security = async_capture_events(hass, EVENT_SECURITY)
+    fake_server.detections = [[detection("person", 0.7)]]
+    response = await hass.services.async_call(
+        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
+    )
+    assert response is not None
+    assert response["risk_level"] == "high"
+    assert response["trigger"] == "action"
+    assert response["source"] == "llm"
+    assert security[0].data["event_id"] == response["event_id"]
+    assert hass.states.get("sensor.front_door_risk_score").state == "72"
+
+
+async def test_analyze_unconfigured_camera(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """Any camera can be analysed on demand, configured or not."""
+    hass.states.async_set("camera.garage", "idle", {"friendly_name": "Garage"})
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "analyze", {"entity_id": "camera.garage"}, blocking=True, return_response=True
+        )
+    assert caught.value.translation_key == "camera_unavailable"
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "analyze", {"entity_id": "camera.nope"}, blocking=True, return_response=True
+        )
+    assert caught.value.translation_key == "camera_not_found"
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "analyze", {"entity_id": "light.x"}, blocking=True, return_response=True
+        )
+    assert caught.value.translation_key == "not_a_camera"
+
+
+async def test_analyze_server_down(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """A failing server is a translated error for the caller."""
+    fake_server.down = True
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
+        )
+    assert caught.value.translation_key == "server_error"
+
+
+async def test_analyze_image(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    """hsi.analyze_image reads allowed files only."""
+    picture = tmp_path / "door.jpg"
+    picture.write_bytes(jpeg())
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN,
+            "analyze_image",
+            {"file_path": str(picture)},
+            blocking=True,
+            return_response=True,
+        )
+    assert caught.value.translation_key == "path_not_allowed"
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN,
+            "analyze_image",
+            {"file_path": str(tmp_path / "missing.jpg")},
+            blocking=True,
+            return_response=True,
+        )
+    assert caught.value.translation_key == "file_unreadable"
+    fake_server.detections = [[detection("car", 0.7)]]
+    response = await hass.services.async_call(
+        DOMAIN,
+        "analyze_image",
+        {"file_path": str(picture), "camera": "Upload"},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["camera"] == "Upload"
+    assert response["camera_entity"] is None
+    assert fake_server.analyze_calls[-1]["metadata"]["camera"]["name"] == "Upload"
+
+
+async def test_enroll_match_forget_persist(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """Enrol from the camera, get recognised, survive a restart, forget."""
+    fake_server.detections = [[detection("person", 0.9, unit(4)), detection("car", 0.9, unit(5))]]
+    response = await hass.services.async_call(
+        DOMAIN,
+        "enroll",
+        {"name": "Alice", "entity_id": CAMERA},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["name"] == "Alice"
+
+    fake_server.detections = [[detection("person", 0.8, unit(4))]]
+    event = await hass.services.async_call(
+        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
+    )
+    assert event is not None
+    (match,) = event["known_matches"]
+    assert match["name"] == "Alice"
+    assert match["enrolled"] is True
+    assert match["description"] == "enrolled person: Alice"
+    context = fake_server.analyze_calls[-1]["metadata"]["context"]
+    assert context["known_matches"][0]["name"] == "Alice"
+
+    # Reload: the gallery is written on unload and read back.
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    gallery = setup_entry.runtime_data.gallery
+    assert [e.name for e in gallery.enrolled] == ["Alice"]
+    assert gallery.match(unit(4), "person") is not None
+    assert gallery.match(unit(4), "car") is None  # other group
+    assert setup_entry.runtime_data.history.events  # history persisted too
+
+    response = await hass.services.async_call(
+        DOMAIN, "forget", {"name": "alice"}, blocking=True, return_response=True
+    )
+    assert response == {"removed": 1}
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(DOMAIN, "forget", {"name": "Alice"}, blocking=True)
+    assert caught.value.translation_key == "unknown_name"
+
+
+async def test_enroll_errors_and_fallback(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    """Nothing to enrol is an error; a server without ?embed=1 falls back to /embed."""
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    picture = tmp_path / "bob.jpg"
+    picture.write_bytes(jpeg())
+    fake_server.detections = [[detection("car", 0.9, unit(1))]]
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "enroll", {"name": "Bob", "file_path": str(picture)}, blocking=True
+        )
+    assert caught.value.translation_key == "nothing_to_enroll"
+    fake_server.detections = [[detection("person", 0.9)]]  # no embedding
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "enroll", {"name": "Bob", "file_path": str(picture)}, blocking=True
+        )
+    assert caught.value.translation_key == "server_error"  # no /embed either
+    fake_server.embed_vector = unit(6)
+    fake_server.detections = [[detection("person", 0.9)]]
+    await hass.services.async_call(
+        DOMAIN, "enroll", {"name": "Bob", "file_path": str(picture)}, blocking=True
+    )
+    assert setup_entry.runtime_data.gallery.match(unit(6), "person") is not None
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "enroll", {"name": "Carol", "entity_id": "camera.none"}, blocking=True
+        )
+    assert caught.value.translation_key == "camera_unavailable"
+
+
+async def test_clear_history(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """Events of one camera or all are removed."""
+    fake_server.default_detections = [detection("person", 0.7)]
+    await hass.services.async_call(
+        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
+    )
+    with pytest.raises(ServiceValidationError):
+        await hass.services.async_call(
+            DOMAIN, "clear_history", {"entity_id": "camera.other"}, blocking=True
+        )
+    response = await hass.services.async_call(
+        DOMAIN, "clear_history", {"entity_id": CAMERA}, blocking=True, return_response=True
+    )
+    assert response == {"removed": 1}
+    assert not setup_entry.runtime_data.history.events
+
+
+async def test_action_without_loaded_entry(hass: HomeAssistant, fake_server: FakeServer) -> None:
+    """Actions explain when no server is loaded, or which one to pick."""
+    entry = make_entry(fake_server.url, subentries=[])
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "forget", {"name": "x", "config_entry_id": "nope"}, blocking=True
+        )
+    assert caught.value.translation_key == "not_loaded"
+    second = make_entry(fake_server.url + "/", subentries=[])
+    second.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(second.entry_id)
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(DOMAIN, "forget", {"name": "x"}, blocking=True)
+    assert caught.value.translation_key == "several_servers"
+
+
+async def test_button(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """The button runs a one-shot analysis."""
+    fake_server.default_detections = [detection("person", 0.7)]
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.front_door_analyze_now"}, blocking=True
+    )
+    await hass.async_block_till_done()
+    assert setup_entry.runtime_data.history.recent()[0].trigger == "button"
+
+
+async def test_snapshot_view(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """The annotated snapshot is served to authenticated clients."""
+    fake_server.default_detections = [detection("person", 0.7)]
+    event = await hass.services.async_call(
+        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
+    )
+    assert event is not None
+    client = await hass_client()
+    response = await client.get(event["snapshot_url"])
+    assert response.status == 200
+    assert response.content_type == "image/jpeg"
+    assert (await response.read())[:2] == b"\xff\xd8"
+    assert (await client.get("/api/hsi/events/nope/snapshot.jpg")).status == 404
+    image = await client.get(
+        hass.states.get("image.front_door_last_event_snapshot").attributes["entity_picture"]
+    )
+    assert image.status == 200
+
+
+async def test_diagnostics_redacts_key(
+    hass: HomeAssistant, demo_camera: str, fake_server: FakeServer
+) -> None:
+    """The API key never appears in diagnostics."""
+    fake_server.api_key = "top-secret"
+    entry = make_entry(fake_server.url, api_key="top-secret")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert "top-secret" not in str(diagnostics)
+    assert diagnostics["entry"]["data"]["api_key"] == "**REDACTED**"
+    assert diagnostics["server"]["health"]["status"] == "healthy"
+    assert diagnostics["cameras"][0]["settings"]["camera_entity"] == CAMERA
+    assert diagnostics["gallery"]["enrolled"] == 0
+
+
+async def test_device_triggers(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """A camera device offers level triggers that fire on its security events."""
+    registry = dr.async_get(hass)
+    (subentry_id,) = setup_entry.runtime_data.pipelines
+    device = registry.async_get_device(identifiers={(DOMAIN, subentry_id)})
+    server = registry.async_get_device(identifiers={(DOMAIN, setup_entry.entry_id)})
+    assert device is not None
+    assert server is not None
+    assert device.via_device_id == server.id
+    triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, device.id)
+    types = {t["type"] for t in triggers if t["domain"] == DOMAIN}
+    assert types == {
+        "security_event",
+        "security_event_low",
+        "security_event_medium",
+        "security_event_high",
+        "security_event_critical",
+    }
+    assert [
+        t
+        for t in await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, server.id)
+        if t["domain"] == DOMAIN
+    ] == []
+    assert await async_setup_component(
+        hass,
+        automation.DOMAIN,
+        {
+            automation.DOMAIN: [
+                {
+                    "trigger": {
+                        "platform": "device",
+                        "domain": DOMAIN,
+                        "device_id": device.id,
+                        "type": f"security_event_{level}",
+                    },
+                    "action": {"event": f"fired_{level}"},
+                }
+                for level in ("high", "low")
+            ]
+        },
+    )
+    high = async_capture_events(hass, "fired_high")
+    low = async_capture_events(hass, "fired_low")
+    fake_server.default_detections = [detection("person", 0.7)]
+    await hass.services.async_call(
+        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
+    )
+    await hass.async_block_till_done()
+    assert len(high) == 1
+    assert low == []
+
+
+async def test_setup_retries_when_server_down(
+    hass: HomeAssistant, demo_camera: str, fake_server: FakeServer
+) -> None:
+    """An unreachable server at startup means setup retry, not failure."""
+    fake_server.down = True
+    entry = make_entry(fake_server.url)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_unload_leaves_nothing(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """Unload removes entities' listeners and the pipelines' triggers."""
+    listeners_before = sum(hass.bus.async_listeners().values())
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert sum(hass.bus.async_listeners().values()) < listeners_before
+    assert hass.states.get("sensor.front_door_risk_score").state == "unavailable"
+    assert await hass.config_entries.async_setup(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.front_door_risk_score").state == "unknown"
+
+
+async def test_gallery_ttl_and_dimension(hass: HomeAssistant) -> None:
+    """Recent entries expire; embeddings of another size never match."""
+    gallery = Gallery(hass, "test", 0.9)
+    gallery_id, match = gallery.observe(unit(0), "person", "cam", "e1")
+    assert match is None
+    same_id, match = gallery.observe(unit(0), "person", "cam", "e1")
+    assert same_id == gallery_id
+    assert match is not None
+    assert match.times_seen_today == 1  # the same event counts once
+    _, match = gallery.observe(unit(0), "person", "cam", "e2")
+    assert match is not None
+    assert match.times_seen_today == 2
+    assert gallery.match(unit(0, dim=4), "person") is None
+    gallery.entries[gallery_id].last_seen = "2000-01-01T00:00:00+00:00"
+    gallery.observe(unit(3), "person", "cam", "e3")
+    assert gallery_id not in gallery.entries
+    assert gallery.stats()["recent"] == 1
