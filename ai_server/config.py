@@ -53,8 +53,20 @@ class Settings:
     tls_key: Path | None = None
     torch_threads: int | None = None
     warmup: bool = True
-    preload: tuple[str, ...] = ("detector",)
+    preload: tuple[str, ...] = ("detector", "llm")
     log_level: str = "INFO"
+    # LLM risk reasoning: in-process llama.cpp, or a remote OpenAI-compatible server.
+    llm_path: str | None = None
+    llm_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_model: str | None = None
+    llm_context_size: int = 4096
+    llm_gpu_layers: int = 99
+    llm_slots: int = 2
+    llm_threads: int | None = None
+    llm_timeout: float = 60.0
+    llm_prefix_cache: bool = True
+    analyze_max_frames: int = 16
 
     @property
     def max_body_bytes(self) -> int:
@@ -166,6 +178,15 @@ def _path(value: Any) -> Path:
     return Path(text).expanduser()
 
 
+def _opt_url(value: Any) -> str | None:
+    text = _opt_str(value)
+    if text is None:
+        return None
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError("must be an http:// or https:// URL")
+    return text.rstrip("/")
+
+
 def _log_level(value: Any) -> str:
     return _choice(("debug", "info", "warning", "error"))(value).upper()
 
@@ -210,6 +231,21 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("warmup", "HSI_WARMUP", _bool, "run one inference after each load"),
     SettingSpec("preload", "HSI_PRELOAD", _names, "models loaded at start (comma list)"),
     SettingSpec("log_level", "HSI_LOG_LEVEL", _log_level, "debug, info, warning or error"),
+    SettingSpec("llm_path", "NEMOTRON_MODEL_PATH", _opt_str, "LLM: GGUF file, folder or hub id"),
+    SettingSpec("llm_url", "HSI_LLM_URL", _opt_url, "remote OpenAI-compatible LLM server"),
+    SettingSpec("llm_api_key", "HSI_LLM_API_KEY", _opt_str, "API key for HSI_LLM_URL"),
+    SettingSpec("llm_model", "HSI_LLM_MODEL", _opt_str, "model name sent to HSI_LLM_URL"),
+    SettingSpec(
+        "llm_context_size", "NEMOTRON_CONTEXT_SIZE", _int_range(512, 131_072), "LLM context"
+    ),
+    SettingSpec("llm_gpu_layers", "NEMOTRON_GPU_LAYERS", _int_range(0, 999), "LLM GPU layers"),
+    SettingSpec("llm_slots", "HSI_LLM_SLOTS", _int_range(1, 16), "parallel in-process LLM slots"),
+    SettingSpec("llm_threads", "HSI_LLM_THREADS", _int_range(1, 1024), "CPU threads per slot"),
+    SettingSpec("llm_timeout", "HSI_LLM_TIMEOUT", _float_range(1, 3600), "LLM call limit (s)"),
+    SettingSpec("llm_prefix_cache", "HSI_LLM_PREFIX_CACHE", _bool, "reuse the prompt KV prefix"),
+    SettingSpec(
+        "analyze_max_frames", "HSI_ANALYZE_MAX_FRAMES", _int_range(1, 256), "frames per /analyze"
+    ),
 )
 _SPEC_BY_FIELD = {spec.field: spec for spec in SPECS}
 assert set(_SPEC_BY_FIELD) == {f.name for f in fields(Settings)}

@@ -157,9 +157,117 @@ def build_detector_r50vd(target: Path, *, seed: int = 0) -> None:
     RTDetrImageProcessor(size={"height": 640, "width": 640}).save_pretrained(target)
 
 
+# The chat format of Nemotron Mini (<extra_id_0>System, <extra_id_1>User/Assistant), as a Jinja
+# template inside the GGUF file, so llama.cpp formats chats the way it does for the real model.
+TINY_LLM_FILE = "tiny-llm-f32.gguf"
+_TINY_LLM_WORDS = """
+a about activity after all an and animal any are as at away be before by camera can car cars
+carrying clothing confidence contribution critical day delivery description detected detections
+do dog door driveway event events factor factors flags for from front garage has have high home
+household if in is it its known level low medium mode more night no not of on one or other
+package people person persons plate reasoning recent recommended_action risk risk_factors
+risk_level risk_score same score seen severity street summary that the this time times to today
+type unknown usual vehicle vehicles was when with yard zone zones
+"""
+TINY_LLM_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'system' %}<extra_id_0>System\n{{ message['content'] }}\n\n"
+    "{% elif message['role'] == 'user' %}<extra_id_1>User\n{{ message['content'] }}\n"
+    "{% else %}<extra_id_1>Assistant\n{{ message['content'] }}\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<extra_id_1>Assistant\n{% endif %}"
+)
+
+
+def build_llm(
+    target: Path,
+    *,
+    seed: int = 0,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    n_ff: int = 128,
+    context_length: int = 4096,
+) -> None:
+    """A ~0.5 MB llama-architecture GGUF (F32, random weights) that llama.cpp loads like real ones.
+
+    Vocabulary: SentencePiece-style with `<unk> <s> </s>`, two chat-role control tokens, the
+    256 byte-fallback tokens and printable ASCII, so any text tokenizes (mostly one token per
+    character) and grammar-constrained sampling can spell any JSON.
+    """
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tokens = ["<unk>", "<s>", "</s>", "<extra_id_0>", "<extra_id_1>"]
+    types = [gguf.TokenType.UNKNOWN] + [gguf.TokenType.CONTROL] * 4
+    tokens += [f"<0x{byte:02X}>" for byte in range(256)]
+    types += [gguf.TokenType.BYTE] * 256
+    tokens += [chr(code) for code in range(33, 127)] + ["\u2581"]  # U+2581: SentencePiece space
+    types += [gguf.TokenType.NORMAL] * 95
+    scores = [0.0] * len(tokens)
+    # Whole words as SentencePiece pieces (with every prefix, so merges can reach them): English
+    # text then costs ~4 characters a token, as with real tokenizers, not one.
+    for word in sorted(set(_TINY_LLM_WORDS.split())):
+        piece = "\u2581" + word
+        for end in range(2, len(piece) + 1):
+            if piece[:end] not in tokens:
+                tokens.append(piece[:end])
+                types.append(gguf.TokenType.NORMAL)
+                scores.append(float(end))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(target), "llama")
+    writer.add_name("hsi-tiny-llm")
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types([int(t) for t in types])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    writer.add_chat_template(TINY_LLM_CHAT_TEMPLATE)
+
+    def weight(name: str, *shape: int) -> None:  # numpy shape = ggml shape reversed
+        writer.add_tensor(name, (rng.standard_normal(shape) * 0.02).astype(np.float32))
+
+    def norm(name: str) -> None:
+        writer.add_tensor(name, np.ones(n_embd, dtype=np.float32))
+
+    kv_dim = n_head_kv * (n_embd // n_head)
+    weight("token_embd.weight", len(tokens), n_embd)
+    norm("output_norm.weight")
+    weight("output.weight", len(tokens), n_embd)
+    for i in range(n_layer):
+        norm(f"blk.{i}.attn_norm.weight")
+        weight(f"blk.{i}.attn_q.weight", n_embd, n_embd)
+        weight(f"blk.{i}.attn_k.weight", kv_dim, n_embd)
+        weight(f"blk.{i}.attn_v.weight", kv_dim, n_embd)
+        weight(f"blk.{i}.attn_output.weight", n_embd, n_embd)
+        norm(f"blk.{i}.ffn_norm.weight")
+        weight(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
+        weight(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
+        weight(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 # name -> (folder name, builder); later families (florence, clip, llm) add themselves here.
 BUILDERS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "detector": ("detector", build_detector),
+    "llm": ("llm", lambda target: build_llm(target / TINY_LLM_FILE)),
 }
 
 

@@ -1,0 +1,1 @@
+"""Turning one security event into objects, a description and a risk assessment."""

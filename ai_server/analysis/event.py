@@ -1,0 +1,308 @@
+"""One security event as /analyze receives it: metadata parsed and validated into typed values.
+
+Unknown keys are ignored (clients may send more than this server reads); known keys with the
+wrong shape are refused with a 422 that names the field, so a client bug never turns into a
+silently wrong risk score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..errors import unprocessable
+
+NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
+PERSON_CLASSES = frozenset({"person"})
+VEHICLE_CLASSES = frozenset({"car", "truck", "bus", "motorcycle", "bicycle", "boat", "train"})
+ANIMAL_CLASSES = frozenset(
+    {"dog", "cat", "bird", "horse", "sheep", "cow", "bear", "elephant", "zebra", "giraffe"}
+)
+# Objects that change how a person's presence reads (COCO classes the detector reports).
+WEAPON_LIKE_CLASSES = frozenset({"knife", "baseball bat", "scissors"})
+
+
+def group_of(label: str) -> str:
+    """person / vehicle / animal / other for a detector class."""
+    label = label.lower()
+    if label in PERSON_CLASSES:
+        return "person"
+    if label in VEHICLE_CLASSES:
+        return "vehicle"
+    if label in ANIMAL_CLASSES:
+        return "animal"
+    return "other"
+
+
+@dataclass(frozen=True)
+class BBox:
+    x: float
+    y: float
+    width: float
+    height: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "x": round(self.x, 1),
+            "y": round(self.y, 1),
+            "width": round(self.width, 1),
+            "height": round(self.height, 1),
+        }
+
+
+@dataclass(frozen=True)
+class EventObject:
+    label: str
+    confidence: float
+    frame: int
+    bbox: BBox
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.label,
+            "confidence": round(self.confidence, 4),
+            "frame": self.frame,
+            "bbox": self.bbox.as_dict(),
+            "attributes": self.attributes,
+        }
+
+
+@dataclass(frozen=True)
+class Camera:
+    id: str | None = None
+    name: str | None = None
+    description: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id or "camera"
+
+
+@dataclass(frozen=True)
+class Context:
+    time_of_day: str | None = None
+    home_mode: str | None = None
+    known_matches: tuple[dict[str, Any], ...] = ()
+    recent_events: tuple[dict[str, Any], ...] = ()
+    zones: tuple[str, ...] = ()
+    usual_activity: str | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    """Optional stages, each on unless the request turns it off."""
+
+    enrich: bool = True
+    describe: bool = True
+    llm: bool = True
+
+
+@dataclass(frozen=True)
+class EventMetadata:
+    camera: Camera = field(default_factory=Camera)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    detections: tuple[tuple[EventObject, ...], ...] | None = None
+    context: Context = field(default_factory=Context)
+    options: Options = field(default_factory=Options)
+
+    @property
+    def dwell_seconds(self) -> float:
+        if self.started_at is None or self.ended_at is None:
+            return 0.0
+        try:
+            return max(0.0, (self.ended_at - self.started_at).total_seconds())
+        except TypeError:  # one aware, one naive
+            return 0.0
+
+    @property
+    def time_of_day(self) -> str | None:
+        """As sent, else from the hour of `started_at` (the camera's local time if it has one)."""
+        if self.context.time_of_day:
+            return self.context.time_of_day.lower()
+        if self.started_at is None:
+            return None
+        hour = self.started_at.hour
+        if hour in NIGHT_HOURS:
+            return "night"
+        return "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
+
+
+def parse_metadata(data: Any, frames: int) -> EventMetadata:
+    """Validate `metadata` for an event of `frames` images (422 naming the field otherwise)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise unprocessable("metadata must be a JSON object")
+    camera = _object(data, "camera", "metadata.camera")
+    context = _object(data, "context", "metadata.context")
+    options = _object(data, "options", "metadata.options")
+    started = _time(data.get("started_at"), "metadata.started_at")
+    ended = _time(data.get("ended_at"), "metadata.ended_at")
+    if started is not None and ended is not None:
+        try:
+            backwards = ended < started
+        except TypeError:
+            raise unprocessable(
+                "metadata.started_at and ended_at must both carry a UTC offset, or neither"
+            ) from None
+        if backwards:
+            raise unprocessable("metadata.ended_at is before metadata.started_at")
+    return EventMetadata(
+        camera=Camera(
+            id=_opt_text(camera.get("id"), "metadata.camera.id"),
+            name=_opt_text(camera.get("name"), "metadata.camera.name"),
+            description=_opt_text(camera.get("description"), "metadata.camera.description"),
+        ),
+        started_at=started,
+        ended_at=ended,
+        detections=_detections(data.get("detections"), frames),
+        context=Context(
+            time_of_day=_opt_text(context.get("time_of_day"), "metadata.context.time_of_day"),
+            home_mode=_opt_text(context.get("home_mode"), "metadata.context.home_mode"),
+            known_matches=_dicts(context.get("known_matches"), "metadata.context.known_matches"),
+            recent_events=_dicts(context.get("recent_events"), "metadata.context.recent_events"),
+            zones=_zones(context.get("zones")),
+            usual_activity=_opt_text(
+                context.get("usual_activity"), "metadata.context.usual_activity"
+            ),
+        ),
+        options=Options(
+            enrich=_flag(options.get("enrich"), "metadata.options.enrich"),
+            describe=_flag(options.get("describe"), "metadata.options.describe"),
+            llm=_flag(options.get("llm"), "metadata.options.llm"),
+        ),
+    )
+
+
+def _object(data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise unprocessable(f"{name} must be an object")
+    return value
+
+
+def _opt_text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise unprocessable(f"{name} must be a string")
+    text = " ".join(str(value).split())[:200]
+    return text or None
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise unprocessable(f"{name} must be true or false")
+    return value
+
+
+def _time(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise unprocessable(f"{name} must be an ISO 8601 date-time string")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise unprocessable(f"{name} is not an ISO 8601 date-time: {value[:40]!r}") from None
+
+
+def _dicts(value: Any, name: str) -> tuple[dict[str, Any], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise unprocessable(f"{name} must be a list of objects")
+    return tuple(dict(item) for item in value[:50])
+
+
+def _zones(value: Any) -> tuple[str, ...]:
+    """Zones as free text (the integration's setting), a list of names, or of {name, ...}."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(z.strip() for z in value.replace("\n", ",").split(",") if z.strip())
+    if isinstance(value, list):
+        names = []
+        for item in value:
+            if isinstance(item, Mapping):
+                item = item.get("name") or item.get("description")
+            if isinstance(item, str) and item.strip():
+                names.append(item.strip())
+            else:
+                raise unprocessable("metadata.context.zones must be text or a list of names")
+        return tuple(names[:20])
+    raise unprocessable("metadata.context.zones must be text or a list of names")
+
+
+def _detections(value: Any, frames: int) -> tuple[tuple[EventObject, ...], ...] | None:
+    """One list of detections per frame (the /detect shape), or null for "detect them here".
+
+    A frame's entry may itself be null when only some frames were detected by the client; the
+    server then detects every frame, so boxes stay consistent within one event.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise unprocessable("metadata.detections must be a list with one list per frame")
+    if len(value) != frames:
+        raise unprocessable(
+            f"metadata.detections has {len(value)} entries for {frames} frame(s): "
+            "send one list per frame, in frame order"
+        )
+    if any(entry is None for entry in value):
+        return None
+    return tuple(
+        tuple(_detection(item, index, j) for j, item in enumerate(_frame_list(entry, index)))
+        for index, entry in enumerate(value)
+    )
+
+
+def _frame_list(entry: Any, index: int) -> Sequence[Any]:
+    if isinstance(entry, Mapping) and isinstance(entry.get("detections"), list):
+        return list(entry["detections"])  # a whole /detect answer is accepted too
+    if not isinstance(entry, list):
+        raise unprocessable(f"metadata.detections[{index}] must be a list of detections")
+    return entry
+
+
+def _detection(item: Any, frame: int, j: int) -> EventObject:
+    name = f"metadata.detections[{frame}][{j}]"
+    if not isinstance(item, Mapping):
+        raise unprocessable(f"{name} must be an object")
+    label = item.get("class", item.get("label"))
+    if not isinstance(label, str) or not label.strip():
+        raise unprocessable(f"{name}.class must be a non-empty string")
+    confidence = _finite(item.get("confidence", 1.0), f"{name}.confidence")
+    if not 0 <= confidence <= 1:
+        raise unprocessable(f"{name}.confidence must be between 0 and 1")
+    box = item.get("bbox")
+    if not isinstance(box, Mapping):
+        raise unprocessable(f"{name}.bbox must be an object {{x, y, width, height}}")
+    x, y, width, height = (
+        _finite(box.get(k), f"{name}.bbox.{k}") for k in ("x", "y", "width", "height")
+    )
+    if width < 0 or height < 0:
+        raise unprocessable(f"{name}.bbox width and height must not be negative")
+    attributes = item.get("attributes")
+    return EventObject(
+        label=label.strip().lower(),
+        confidence=confidence,
+        frame=frame,
+        bbox=BBox(x, y, width, height),
+        attributes=dict(attributes) if isinstance(attributes, Mapping) else {},
+    )
+
+
+def _finite(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise unprocessable(f"{name} must be a number")
+    return float(value)
