@@ -341,6 +341,8 @@ def _start_real_server(
             "HSI_SERVER_PYTHON is not set: point it at the AI server's python "
             "(make test-ha sets it to .venv/server/bin/python)"
         )
+    # Session fixtures start before the test's socket_enabled: allow sockets meanwhile.
+    pytest_socket.enable_socket()
     port = _free_port()
     env = os.environ | {"HSI_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "hsi-cache")}
     if api_key:
@@ -366,8 +368,6 @@ def _start_real_server(
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    # Session fixtures start before the test's socket_enabled: allow sockets while waiting.
-    pytest_socket.enable_socket()
     try:
         _wait_healthy(url, process, log)
     finally:
