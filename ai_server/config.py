@@ -54,6 +54,14 @@ class Settings:
     torch_threads: int | None = None
     warmup: bool = True
     preload: tuple[str, ...] = ("detector", "llm")
+    florence_path: str | None = None
+    clip_path: str | None = None
+    florence_max_new_tokens: int = 256
+    florence_num_beams: int = 1
+    labels_path: Path | None = None
+    max_vram_gb: float | None = None
+    max_ram_gb: float | None = None
+    model_idle_s: float = 0.0
     log_level: str = "INFO"
     # LLM risk reasoning: in-process llama.cpp, or a remote OpenAI-compatible server.
     llm_path: str | None = None
@@ -178,6 +186,20 @@ def _path(value: Any) -> Path:
     return Path(text).expanduser()
 
 
+def _budget_gb(value: Any) -> float | None:
+    """A memory budget in GiB; empty, 0 or "none" means no budget."""
+    text = str(value).strip().lower()
+    if text in {"", "0", "none"}:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError('must be a size in GiB (e.g. 6.5), or 0/"none" for no budget') from None
+    if not 0 < number <= 100_000:
+        raise ValueError('must be a size in GiB (e.g. 6.5), or 0/"none" for no budget')
+    return number
+
+
 def _opt_url(value: Any) -> str | None:
     text = _opt_str(value)
     if text is None:
@@ -231,6 +253,23 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("warmup", "HSI_WARMUP", _bool, "run one inference after each load"),
     SettingSpec("preload", "HSI_PRELOAD", _names, "models loaded at start (comma list)"),
     SettingSpec("log_level", "HSI_LOG_LEVEL", _log_level, "debug, info, warning or error"),
+    SettingSpec("florence_path", "FLORENCE_MODEL_PATH", _opt_str, "Florence-2 folder or hub id"),
+    SettingSpec("clip_path", "CLIP_MODEL_PATH", _opt_str, "open_clip folder or hf-hub id"),
+    SettingSpec(
+        "florence_max_new_tokens",
+        "HSI_FLORENCE_MAX_NEW_TOKENS",
+        _int_range(1, 4096),
+        "longest Florence-2 answer (tokens)",
+    ),
+    SettingSpec(
+        "florence_num_beams", "HSI_FLORENCE_NUM_BEAMS", _int_range(1, 8), "Florence-2 beam width"
+    ),
+    SettingSpec("labels_path", "HSI_LABELS_PATH", _opt_path, "zero-shot label sets (YAML)"),
+    SettingSpec("max_vram_gb", "HSI_MAX_VRAM_GB", _budget_gb, "GPU memory budget for models"),
+    SettingSpec("max_ram_gb", "HSI_MAX_RAM_GB", _budget_gb, "RAM budget for models on CPU"),
+    SettingSpec(
+        "model_idle_s", "HSI_MODEL_IDLE_S", _float_range(0, 1e7), "unload idle models (s, 0=never)"
+    ),
     SettingSpec("llm_path", "NEMOTRON_MODEL_PATH", _opt_str, "LLM: GGUF file, folder or hub id"),
     SettingSpec("llm_url", "HSI_LLM_URL", _opt_url, "remote OpenAI-compatible LLM server"),
     SettingSpec("llm_api_key", "HSI_LLM_API_KEY", _opt_str, "API key for HSI_LLM_URL"),

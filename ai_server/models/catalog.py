@@ -11,6 +11,7 @@ from ..config import Settings
 from ..runtime.devices import DeviceInfo
 from ..runtime.registry import ModelSpec
 from . import tiny
+from . import clip, vlm
 from .detector import DEFAULT_CPU_MODEL, DEFAULT_GPU_MODEL, Detector
 from .llm import DEFAULT_REPO, LlamaCppLLM, LLMBackend, RemoteLLM
 
@@ -26,6 +27,29 @@ def detector_source(settings: Settings, device: DeviceInfo) -> str:
     if settings.profile == "tiny":
         return tiny_source(settings, "detector")
     return DEFAULT_GPU_MODEL if device.is_cuda else DEFAULT_CPU_MODEL
+
+
+def florence_source(settings: Settings, device: DeviceInfo) -> str:
+    if settings.florence_path:
+        return settings.florence_path
+    if settings.profile == "tiny":
+        return tiny_source(settings, "florence")
+    return vlm.DEFAULT_GPU_MODEL if device.is_cuda else vlm.DEFAULT_CPU_MODEL
+
+
+def clip_source(settings: Settings) -> str:
+    if settings.clip_path:
+        return settings.clip_path
+    if settings.profile == "tiny":
+        return tiny_source(settings, "clip")
+    return clip.DEFAULT_MODEL
+
+
+def _size_gb(settings: Settings, device: DeviceInfo, parameters: float) -> float:
+    """Estimated resident size before the first load (then the registry measures it)."""
+    if settings.profile == "tiny":
+        return 0.01
+    return parameters * (2 if device.is_cuda else 4) / 2**30
 
 
 def llm_source(settings: Settings) -> str:
@@ -66,6 +90,23 @@ def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
             lambda: Detector(detector_source(settings, device), device),
             priority=100,
             optional=False,
+        ),
+        ModelSpec(
+            "clip",
+            lambda: clip.Clip(clip_source(settings), device),
+            priority=80,  # small, and used per detection (re-identification)
+            size_gb=_size_gb(settings, device, 151e6),  # ViT-B/32
+        ),
+        ModelSpec(
+            "florence",
+            lambda: vlm.Florence(
+                florence_source(settings, device),
+                device,
+                max_new_tokens=settings.florence_max_new_tokens,
+                num_beams=settings.florence_num_beams,
+            ),
+            priority=60,
+            size_gb=_size_gb(settings, device, 777e6 if device.is_cuda else 232e6),
         ),
         # Largest and least urgent: evicted first; /analyze falls back to rules without it.
         ModelSpec("llm", lambda: build_llm(settings, device), priority=40),

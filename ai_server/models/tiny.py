@@ -157,6 +157,155 @@ def build_detector_r50vd(target: Path, *, seed: int = 0) -> None:
     RTDetrImageProcessor(size={"height": 640, "width": 640}).save_pretrained(target)
 
 
+# A few sentences for the tiny Florence-2 tokenizer: its own prompts plus security vocabulary.
+_FLORENCE_CORPUS = (
+    "What does the image describe?",
+    "Describe in detail what is shown in the image.",
+    "What is the text in the image?",
+    "What is the text in the image, with regions?",
+    "Locate the objects with category name in the image.",
+    "What does the region describe?",
+    "a person walking up the driveway carrying a package",
+    "a red car parked in front of the garage door",
+    "a delivery van on the street, a dog in the yard",
+    "licence plate ABC 123 XYZ 789 0456",
+)
+_FLORENCE_POST_PROCESSING = (
+    "ocr",
+    "phrase_grounding",
+    "pure_text",
+    "description_with_bboxes",
+    "description_with_polygons",
+    "polygons",
+    "bboxes",
+    "description_with_bboxes_or_polygons",
+)
+
+
+def build_florence(target: Path, *, seed: int = 0) -> None:
+    """A <1 MB Florence-2 (DaViT vision tower, 1+1 layer BART) with a locally trained BPE."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        BartConfig,
+        BartTokenizer,
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+        Florence2VisionConfig,
+        GenerationConfig,
+    )
+
+    torch.manual_seed(seed)
+    target.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        _FLORENCE_CORPUS,
+        vocab_size=400,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
+    vocab, merges = bpe.save_model(str(target))
+    tokenizer = BartTokenizer(
+        vocab_file=vocab, merges_file=merges, extra_special_tokens={"image_token": "<image>"}
+    )
+    tokenizer.add_tokens([f"<loc_{i}>" for i in range(1000)])
+    Path(vocab).unlink()
+    Path(merges).unlink()
+    image_processor = CLIPImageProcessor(
+        size={"height": 64, "width": 64},
+        crop_size={"height": 64, "width": 64},
+        do_center_crop=False,
+        image_seq_length=5,
+    )
+    processor = Florence2Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        post_processor_config={name: {} for name in _FLORENCE_POST_PROCESSING},
+    )
+    text = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,  # generation beyond 64 tokens fails
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+    )
+    vision = Florence2VisionConfig(
+        depths=[1, 1, 1, 1],
+        embed_dim=[8, 16, 16, 32],
+        num_heads=[1, 2, 2, 4],
+        num_groups=[1, 2, 2, 4],
+        window_size=2,
+        projection_dim=32,
+    )
+    config = Florence2Config(
+        text_config=text.to_dict(),
+        vision_config=vision.to_dict(),
+        image_token_id=tokenizer.image_token_id,
+    )
+    model = Florence2ForConditionalGeneration(config).eval()
+    # Random weights emit EOS at once; real checkpoints ship their generation defaults the
+    # same way (generation_config.json), so a few tokens are forced here, not in the server.
+    model.generation_config = GenerationConfig(
+        min_new_tokens=12,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+    )
+    model.save_pretrained(target)
+    processor.save_pretrained(target)
+
+
+def build_clip(target: Path, *, seed: int = 0) -> None:
+    """A ~6 MB open_clip ViT (64 px, 1 layer, 32-d embeddings) in the hf-hub folder layout."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model_cfg = {
+        "embed_dim": 32,
+        "vision_cfg": {
+            "image_size": 64,
+            "layers": 1,
+            "width": 32,
+            "patch_size": 16,
+            "head_width": 16,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,  # open_clip's own BPE vocabulary (ships with the package)
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+        },
+    }
+    model = open_clip.CLIP(**model_cfg)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "open_clip_config.json").write_text(
+        json.dumps(
+            {
+                "model_cfg": model_cfg,
+                "preprocess_cfg": {
+                    "mean": [0.48145466, 0.4578275, 0.40821073],
+                    "std": [0.26862954, 0.26130258, 0.27577711],
+                },
+            },
+            indent=2,
+        )
+    )
+    save_file(model.state_dict(), str(target / "open_clip_model.safetensors"))
+
+
 # The chat format of Nemotron Mini (<extra_id_0>System, <extra_id_1>User/Assistant), as a Jinja
 # template inside the GGUF file, so llama.cpp formats chats the way it does for the real model.
 TINY_LLM_FILE = "tiny-llm-f32.gguf"
@@ -268,6 +417,8 @@ def build_llm(
 BUILDERS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "detector": ("detector", build_detector),
     "llm": ("llm", lambda target: build_llm(target / TINY_LLM_FILE)),
+    "florence": ("florence", build_florence),
+    "clip": ("clip", build_clip),
 }
 
 

@@ -4,22 +4,31 @@ Models load on first use (or at start for `HSI_PRELOAD`), in a worker thread so 
 keeps answering /health while weights load. Each model has its own lock, so concurrent first
 requests trigger one load, not several. A load failure is remembered and reported (the server
 stays up, /health says `degraded`), and a later request retries it.
+
+Residency: with a memory budget (`HSI_MAX_VRAM_GB` on GPU, `HSI_MAX_RAM_GB` on CPU) a load first
+makes room by evicting resident models of lower or equal priority, least recently used first;
+models held by a request in flight (`use`) are never evicted. Sizes are each spec's estimate
+until a model has loaded once, then what it measured (`memory_bytes()`). With an idle timeout,
+optional models nobody used for that long are unloaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from ..models.base import Model, ModelLoadError
 
 _LOGGER = logging.getLogger(__name__)
 
 M = TypeVar("M")
+GIB = 2**30
 Status = Literal["unloaded", "loading", "loaded", "error"]
 
 
@@ -40,6 +49,12 @@ class ModelSpec:
     factory: Callable[[], Model]
     priority: int = 50
     optional: bool = True
+    size_gb: float = 0.0  # estimated resident size, used until the model has loaded once
+
+
+@runtime_checkable
+class _Measurable(Protocol):
+    def memory_bytes(self) -> int: ...
 
 
 @dataclass
@@ -51,6 +66,15 @@ class _Slot:
     load_seconds: float | None = None
     last_used: float | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    size_bytes: int | None = None  # measured at the last load
+    users: int = 0  # requests holding the model: never evicted while > 0
+    evictions: int = 0
+
+    @property
+    def estimate(self) -> int:
+        if self.size_bytes is not None:
+            return self.size_bytes
+        return int(self.spec.size_gb * GIB)
 
 
 class ModelRegistry:
@@ -60,10 +84,18 @@ class ModelRegistry:
         *,
         warmup: bool = True,
         on_change: Callable[[], None] | None = None,
+        budget_gb: float | None = None,
+        budget_kind: str = "ram",
+        idle_timeout_s: float = 0.0,
     ) -> None:
         self._slots = {spec.name: _Slot(spec) for spec in specs}
         self._warmup = warmup
         self._on_change = on_change
+        self.budget_bytes = None if budget_gb is None else int(budget_gb * GIB)
+        self.budget_kind = budget_kind
+        self.idle_timeout_s = idle_timeout_s
+        self._budget_lock = asyncio.Lock()  # one make-room-then-load at a time
+        self._reaper: asyncio.Task[None] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -90,27 +122,54 @@ class ModelRegistry:
             await self.load(name)
         return self.loaded(name, kind)
 
+    @contextlib.asynccontextmanager
+    async def use(self, name: str, kind: type[M]) -> AsyncIterator[M]:
+        """The model, loaded if needed and held (not evictable) until the block ends."""
+        slot = self._slot(name)
+        slot.users += 1
+        try:
+            yield await self.get(name, kind)
+        finally:
+            slot.users -= 1
+            slot.last_used = time.time()
+
     async def load(self, name: str) -> None:
         slot = self._slot(name)
         async with slot.lock:
             if slot.model is not None:
                 return
-            slot.status, slot.error = "loading", None
+            if self.budget_bytes is None:
+                await self._load_locked(slot)
+                return
+            async with self._budget_lock:
+                await self._make_room(slot)
+                await self._load_locked(slot)
+                if self.resident_bytes() > self.budget_bytes:  # the estimate was too low
+                    with contextlib.suppress(ModelUnavailableError):
+                        await self._make_room(slot, loaded=True)
+
+    async def _load_locked(self, slot: _Slot) -> None:
+        name = slot.spec.name
+        if self.idle_timeout_s > 0 and self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_idle(), name="registry-idle")
+        slot.status, slot.error = "loading", None
+        self._changed()
+        started = time.perf_counter()
+        try:
+            model = await asyncio.to_thread(self._build, slot.spec)
+        except Exception as err:
+            slot.status, slot.error = "error", _reason(err)
             self._changed()
-            started = time.perf_counter()
-            try:
-                model = await asyncio.to_thread(self._build, slot.spec)
-            except Exception as err:
-                slot.status, slot.error = "error", _reason(err)
-                self._changed()
-                log = _LOGGER.warning if slot.spec.optional else _LOGGER.error
-                log("could not load %s: %s", name, slot.error)
-                raise ModelUnavailableError(name, slot.error) from err
-            slot.model, slot.status = model, "loaded"
-            slot.load_seconds = time.perf_counter() - started
-            slot.last_used = time.time()
-            self._changed()
-            _LOGGER.info("loaded %s in %.2f s", name, slot.load_seconds)
+            log = _LOGGER.warning if slot.spec.optional else _LOGGER.error
+            log("could not load %s: %s", name, slot.error)
+            raise ModelUnavailableError(name, slot.error) from err
+        slot.model, slot.status = model, "loaded"
+        slot.load_seconds = time.perf_counter() - started
+        if isinstance(model, _Measurable):
+            slot.size_bytes = model.memory_bytes()
+        slot.last_used = time.time()
+        self._changed()
+        _LOGGER.info("loaded %s in %.2f s", name, slot.load_seconds)
 
     def _build(self, spec: ModelSpec) -> Model:
         model = spec.factory()
@@ -123,16 +182,103 @@ class ModelRegistry:
         """Drop a resident model; False when it was not loaded."""
         slot = self._slot(name)
         async with slot.lock:
-            model, slot.model = slot.model, None
-            if model is None:
-                return False
-            slot.status = "unloaded"
-            await asyncio.to_thread(model.unload)
+            return await self._unload_locked(slot, "on request")
+
+    async def _unload_locked(self, slot: _Slot, why: str) -> bool:
+        model, slot.model = slot.model, None
+        if model is None:
+            return False
+        slot.status = "unloaded"
+        await asyncio.to_thread(_release, model)
+        self._changed()
+        _LOGGER.info("unloaded %s (%s)", slot.spec.name, why)
+        return True
+
+    def resident_bytes(self) -> int:
+        return sum(slot.estimate for slot in self._slots.values() if slot.model is not None)
+
+    async def _make_room(self, slot: _Slot, *, loaded: bool = False) -> None:
+        """Evict lower/equal-priority idle models, least recently used first, until `slot` fits."""
+        budget = self.budget_bytes
+        if budget is None:
+            return
+        name, need = slot.spec.name, slot.estimate
+        if need > budget:
+            slot.status = "error"
+            slot.error = (
+                f"needs about {need / GIB:.2f} GiB, more than the whole {self.budget_kind} "
+                f"budget of {budget / GIB:.2f} GiB ({self.budget_setting})"
+            )
             self._changed()
-            _LOGGER.info("unloaded %s", name)
-            return True
+            raise ModelUnavailableError(name, slot.error)
+        while True:
+            used = self.resident_bytes() - (slot.estimate if loaded else 0)
+            if used + need <= budget:
+                return
+            victims = [
+                other
+                for other in self._slots.values()
+                if other is not slot
+                and other.model is not None
+                and other.users == 0
+                and not other.lock.locked()
+                and other.spec.priority <= slot.spec.priority
+            ]
+            if not victims:
+                resident = ", ".join(
+                    f"{o.spec.name} ({o.estimate / GIB:.2f} GiB, priority {o.spec.priority}"
+                    f"{', in use' if o.users else ''})"
+                    for o in self._slots.values()
+                    if o.model is not None and o is not slot
+                )
+                raise ModelUnavailableError(
+                    name,
+                    f"{self.budget_kind} budget of {budget / GIB:.2f} GiB is full: it needs "
+                    f"{need / GIB:.2f} GiB and {max(0, budget - used) / GIB:.2f} GiB are free; "
+                    f"nothing evictable (resident: {resident or 'none'})",
+                )
+            victim = min(victims, key=lambda o: (o.spec.priority, o.last_used or 0.0))
+            async with victim.lock:
+                victim.evictions += 1
+                await self._unload_locked(victim, f"evicted to make room for {name}")
+
+    @property
+    def budget_setting(self) -> str:
+        return "HSI_MAX_VRAM_GB" if self.budget_kind == "vram" else "HSI_MAX_RAM_GB"
+
+    def budget(self) -> dict[str, Any]:
+        """The memory budget and what resident models take of it, for /models."""
+        return {
+            "kind": self.budget_kind,
+            "limit_gb": None if self.budget_bytes is None else round(self.budget_bytes / GIB, 3),
+            "used_gb": round(self.resident_bytes() / GIB, 3),
+            "idle_timeout_s": self.idle_timeout_s or None,
+        }
+
+    async def _reap_idle(self) -> None:
+        """Unload optional models nobody used for `idle_timeout_s`."""
+        interval = min(30.0, max(0.05, self.idle_timeout_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            for slot in self._slots.values():
+                idle = now - (slot.last_used or now)
+                if (
+                    slot.model is not None
+                    and slot.spec.optional
+                    and slot.users == 0
+                    and not slot.lock.locked()
+                    and idle >= self.idle_timeout_s
+                ):
+                    async with slot.lock:
+                        await self._unload_locked(slot, f"idle for {idle:.0f} s")
 
     async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
         for name in self.names:
             await self.unload(name)
 
@@ -145,7 +291,11 @@ class ModelRegistry:
                 "status": slot.status,
                 "priority": slot.spec.priority,
                 "optional": slot.spec.optional,
+                "size_gb": round(slot.estimate / GIB, 4),
+                "size_measured": slot.size_bytes is not None,
             }
+            if slot.evictions:
+                entry["evictions"] = slot.evictions
             if slot.model is not None:
                 entry.update(slot.model.info())
             if slot.load_seconds is not None:
@@ -160,6 +310,16 @@ class ModelRegistry:
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change()
+
+
+def _release(model: Model) -> None:
+    """Unload and give the memory back now (GPU caches included), not at the next GC."""
+    model.unload()
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _as(model: Model, kind: type[M], name: str) -> M:
