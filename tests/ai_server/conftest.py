@@ -1,0 +1,81 @@
+"""Shared fixtures for the AI server tests: tiny models, settings, an app client, images."""
+
+from __future__ import annotations
+
+import io
+import os
+
+# Tests never reach a model hub: set before transformers/huggingface_hub read it at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from PIL import Image
+
+from ai_server.app import create_app
+from ai_server.config import Settings, load_settings
+from ai_server.keys import PRELOAD_TASK
+
+MakeSettings = Callable[..., Settings]
+MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One HSI_CACHE_DIR per test session: tiny models are built once, on first use."""
+    return tmp_path_factory.mktemp("hsi-cache")
+
+
+@pytest.fixture
+def make_settings(model_cache: Path, tmp_path: Path) -> MakeSettings:
+    """Settings for the tiny profile, isolated from the host's environment and add-on file."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"profile": "tiny", "cache_dir": model_cache, "device": "cpu"}
+        values.update(overrides)
+        return load_settings(env={}, options_path=tmp_path / "no-options.json", **values)
+
+    return make
+
+
+@pytest.fixture
+async def make_client(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    make_settings: MakeSettings,
+) -> MakeClient:
+    """An HTTP client for a fresh app; waits until the models named in `preload` are loaded."""
+
+    async def make(
+        settings: Settings | None = None, **overrides: Any
+    ) -> TestClient[web.Request, web.Application]:
+        app = create_app(settings or make_settings(**overrides))
+        client = await aiohttp_client(app)
+        await app[PRELOAD_TASK]
+        return client
+
+    return make
+
+
+@pytest.fixture
+async def client(
+    make_client: MakeClient,
+) -> TestClient[web.Request, web.Application]:
+    return await make_client()
+
+
+def image_bytes(
+    width: int = 320,
+    height: int = 240,
+    fmt: str = "JPEG",
+    color: tuple[int, int, int] = (90, 140, 60),
+) -> bytes:
+    """An encoded test image with some structure (a bright block), so models see edges."""
+    image = Image.new("RGB", (width, height), color)
+    image.paste((250, 250, 250), (width // 4, height // 4, width // 2, height // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
