@@ -22,6 +22,7 @@ from .routes import detect, health, metrics, models
 from .runtime.batcher import BatcherClosedError, BatchStats, DynamicBatcher, QueueFullError
 from .runtime.devices import resolve_device
 from .runtime.registry import ModelRegistry, ModelUnavailableError
+from .vision import setup_vision
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,7 +34,14 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     """Build the server; `registry` lets tests supply their own models."""
     device = resolve_device(settings.device)
     if registry is None:
-        registry = ModelRegistry(build_specs(settings, device), warmup=settings.warmup)
+        budget = settings.max_vram_gb if device.is_cuda else settings.max_ram_gb
+        registry = ModelRegistry(
+            build_specs(settings, device),
+            warmup=settings.warmup,
+            budget_gb=budget,
+            budget_kind="vram" if device.is_cuda else "ram",
+            idle_timeout_s=settings.model_idle_s,
+        )
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         # Outermost first: metrics see the final status that error_middleware produced.
@@ -47,6 +55,7 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     for routes in (health.routes, detect.routes, models.routes, metrics.routes):
         app.add_routes(routes)
     app.cleanup_ctx.append(_lifecycle)
+    setup_vision(app, settings, registry, app[METRICS])
     return app
 
 

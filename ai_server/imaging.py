@@ -158,3 +158,60 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> list[RawImage
     except (ValueError, AssertionError) as err:
         raise bad_request("invalid_multipart", f"malformed multipart body: {err}") from None
     return images
+
+
+# --- boxes and crops -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box in pixel coordinates of its image: the API's `{x, y, width, height}`."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "x": round(self.x, 1),
+            "y": round(self.y, 1),
+            "width": round(self.width, 1),
+            "height": round(self.height, 1),
+        }
+
+
+def parse_box(value: Any, field: str, size: tuple[int, int]) -> Box:
+    """A box from JSON, clipped to the image; 422 naming `field` when empty or outside.
+
+    A box that only partly leaves the image (detectors round outwards) is clipped to it; one
+    with no area, or none inside the image, is refused.
+    """
+    if not isinstance(value, dict):
+        raise unprocessable(f"{field} must be an object {{x, y, width, height}} in pixels")
+    numbers: list[float] = []
+    for key in ("x", "y", "width", "height"):
+        item = value.get(key)
+        if isinstance(item, bool) or not isinstance(item, int | float) or item != item:
+            raise unprocessable(f"{field}.{key} must be a number (pixels), got {item!r}")
+        numbers.append(float(item))
+    x, y, width, height = numbers
+    if width <= 0 or height <= 0:
+        raise unprocessable(f"{field} is empty: width and height must be > 0, got {width}x{height}")
+    image_w, image_h = size
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = min(float(image_w), x + width), min(float(image_h), y + height)
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        raise unprocessable(
+            f"{field} ({x:g}, {y:g}, {width:g}x{height:g}) lies outside the "
+            f"{image_w}x{image_h} image"
+        )
+    return Box(x1, y1, x2 - x1, y2 - y1)
+
+
+def crop(image: Image.Image, box: Box) -> Image.Image:
+    """The pixels of `box` (at least 1x1), as a new image."""
+    left, top = int(box.x), int(box.y)
+    right = max(left + 1, round(box.x + box.width))
+    bottom = max(top + 1, round(box.y + box.height))
+    return image.crop((left, top, right, bottom))

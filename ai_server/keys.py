@@ -8,7 +8,10 @@ from aiohttp import web
 
 from .config import Settings
 from .metrics import Metrics
+from .models.clip import ClipItem, Vector
 from .models.detector import Detection, DetectRequest
+from .models.enrich import Enricher
+from .models.vlm import DescribeRequest, DescribeResult
 from .runtime.batcher import DynamicBatcher
 from .runtime.devices import DeviceInfo
 from .runtime.registry import ModelRegistry
@@ -21,3 +24,8 @@ DETECT_BATCHER: web.AppKey[DynamicBatcher[DetectRequest, list[Detection]]] = web
     "detect_batcher"
 )
 PRELOAD_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("preload_task")
+CLIP_BATCHER: web.AppKey[DynamicBatcher[ClipItem, Vector]] = web.AppKey("clip_batcher")
+FLORENCE_BATCHER: web.AppKey[DynamicBatcher[DescribeRequest, DescribeResult]] = web.AppKey(
+    "florence_batcher"
+)
+ENRICHER = web.AppKey("enricher", Enricher)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..runtime.devices import DeviceInfo
 from ..runtime.registry import ModelSpec
-from . import tiny
-from . import clip, vlm
+from . import clip, tiny, vlm
 from .detector import DEFAULT_CPU_MODEL, DEFAULT_GPU_MODEL, Detector
 from .llm import DEFAULT_REPO, LlamaCppLLM, LLMBackend, RemoteLLM
 

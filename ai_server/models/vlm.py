@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from ..imaging import Box
 from ..runtime.devices import DeviceInfo
 from .base import ModelLoadError, hub_failure, resolve_source
 
@@ -40,24 +41,6 @@ _TOKENS: dict[Task, str] = {
     "region_caption": "<REGION_TO_DESCRIPTION>",
 }
 _LOC_BINS = 1000
-
-
-@dataclass(frozen=True)
-class Box:
-    """A box in pixel coordinates of its image (validated by the caller)."""
-
-    x: float
-    y: float
-    width: float
-    height: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "x": round(self.x, 1),
-            "y": round(self.y, 1),
-            "width": round(self.width, 1),
-            "height": round(self.height, 1),
-        }
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ routes = web.RouteTableDef()
 async def health(request: web.Request) -> web.Response:
     models = request.app[REGISTRY].status()
     detector = models.get("detector", {})
-    if any(entry["status"] == "error" for entry in models.values()):
+    failed = sorted(name for name, entry in models.items() if entry["status"] == "error")
+    if failed:
         status = "degraded"  # up and answering, but a model failed to load: see models.*.error
     elif detector.get("status") == "loading":
         status = "loading"
@@ -30,6 +31,7 @@ async def health(request: web.Request) -> web.Response:
             "cuda_available": torch.cuda.is_available(),
             "vram_used_gb": cuda_memory_used_gb(),
             "models": models,
+            "failed_models": failed,
             "version": __version__,
         }
     )

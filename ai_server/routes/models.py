@@ -20,8 +20,13 @@ def _known(registry: ModelRegistry, name: str) -> None:
 
 @routes.get("/models")
 async def list_models(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
     return web.json_response(
-        {"device": request.app[DEVICE].device, "models": request.app[REGISTRY].status()}
+        {
+            "device": request.app[DEVICE].device,
+            "models": registry.status(),
+            "budget": registry.budget(),
+        }
     )
 
 

@@ -1,0 +1,75 @@
+"""Wiring for the vision models beside the detector: CLIP and Florence-2 batchers, the
+enrichment zoo, and their routes (/embed, /describe, /enrich).
+
+`setup_vision` is called once by `create_app`; everything it makes hangs off the application
+(typed keys), and the batchers start and stop with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TypeVar
+
+from aiohttp import web
+
+from .config import Settings
+from .keys import CLIP_BATCHER, ENRICHER, FLORENCE_BATCHER
+from .metrics import Metrics
+from .models.clip import Clip, ClipItem, Vector
+from .models.enrich import Enricher, load_labels
+from .models.vlm import DescribeRequest, DescribeResult, Florence
+from .routes import describe, embed, enrich
+from .runtime.batcher import BatchStats, DynamicBatcher
+from .runtime.registry import ModelRegistry
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def setup_vision(
+    app: web.Application, settings: Settings, registry: ModelRegistry, metrics: Metrics
+) -> None:
+    """Batchers for CLIP and Florence-2, the enricher, and the routes that use them."""
+
+    def run_clip(batch: list[ClipItem]) -> Sequence[Vector]:
+        return registry.loaded("clip", Clip).embed(batch)
+
+    def run_florence(batch: list[DescribeRequest]) -> Sequence[DescribeResult]:
+        return registry.loaded("florence", Florence).describe(batch)
+
+    app[CLIP_BATCHER] = model_batcher("clip", run_clip, settings, metrics)
+    app[FLORENCE_BATCHER] = model_batcher("florence", run_florence, settings, metrics)
+    app[ENRICHER] = Enricher(
+        registry, app[CLIP_BATCHER], app[FLORENCE_BATCHER], load_labels(settings.labels_path)
+    )
+    for routes in (describe.routes, embed.routes, enrich.routes):
+        app.add_routes(routes)
+    app.cleanup_ctx.append(_lifecycle)
+
+
+def model_batcher(
+    name: str, run: Callable[[list[T]], Sequence[R]], settings: Settings, metrics: Metrics
+) -> DynamicBatcher[T, R]:
+    """One dynamic batcher per model, reporting to the shared metrics like the detector's."""
+
+    def observe(stats: BatchStats) -> None:
+        metrics.batch_size.labels(name).observe(stats.size)
+        metrics.inference_latency.labels(name).observe(stats.seconds)
+        metrics.queue_depth.labels(name).set(stats.queue_depth)
+
+    return DynamicBatcher(
+        name,
+        run,
+        max_batch_size=settings.batch_max_size,
+        max_wait_ms=settings.batch_max_wait_ms,
+        max_queue=settings.queue_max,
+        observer=observe,
+    )
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[CLIP_BATCHER].start()
+    app[FLORENCE_BATCHER].start()
+    yield
+    await app[CLIP_BATCHER].close()
+    await app[FLORENCE_BATCHER].close()

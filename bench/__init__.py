@@ -1,0 +1,1 @@
+"""Benchmarks: in-process vs HTTP figures measured side by side in one run."""

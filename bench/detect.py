@@ -1,0 +1,202 @@
+"""Detection throughput: the model in-process vs the same model behind the HTTP server.
+
+Prints, from one run on one machine: in-process images/s at each batch size; HTTP /detect
+images/s, p50/p95 latency and the mean batch the batcher formed at each client concurrency;
+the ratio HTTP / in-process at the same effective batch size; the server's peak RSS.
+
+    python bench/detect.py --model tiny
+    python bench/detect.py --model r50vd --requests 24
+    python bench/detect.py --model r50vd --device cuda --batches 1,8,32 \
+        --concurrency 1,8,32,64 --max-batch 32          # on a GPU host
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import itertools
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ai_server.models import tiny
+from ai_server.models.detector import Detector, DetectRequest
+from ai_server.runtime.devices import resolve_device
+from bench.harness import (
+    http_load,
+    median_time,
+    running_server,
+    scrape_mean_batch,
+)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny", help="tiny, r50vd (random weights) or a path")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batches", type=_ints, default=[1, 4, 8])
+    parser.add_argument("--concurrency", type=_ints, default=[1, 4, 8, 16])
+    parser.add_argument("--requests", type=int, default=96, help="HTTP requests per level")
+    parser.add_argument("--repeats", type=int, default=5, help="timed in-process runs per batch")
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--max-wait-ms", type=float, default=10)
+    parser.add_argument("--image-size", default="640x480")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--plot", type=Path, help="write a PNG of throughput and p95 here")
+    return parser.parse_args()
+
+
+def model_path(name: str, cache: Path) -> Path:
+    if name == "tiny":
+        return tiny.make_tiny_models(cache / "tiny", ["detector"])["detector"]
+    if name == "r50vd":
+        target = cache / "r50vd"
+        if not (target / "config.json").is_file():
+            tiny.build_detector_r50vd(target)
+        return target
+    return Path(name)
+
+
+def jpeg(size: str) -> tuple[bytes, Image.Image]:
+    width, height = (int(v) for v in size.split("x"))
+    image = Image.effect_noise((width, height), 64).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue(), image
+
+
+def in_process(path: Path, args: argparse.Namespace, image: Image.Image) -> dict[int, float]:
+    detector = Detector(str(path), resolve_device(args.device))
+    detector.load()
+    rates: dict[int, float] = {}
+    for size in args.batches:
+        batch = [DetectRequest(image, 0.5, None) for _ in range(size)]
+        seconds = median_time(lambda batch=batch: detector.detect(batch), args.repeats)
+        rates[size] = size / seconds
+        print(f"in-process  batch {size:>3}: {rates[size]:8.2f} img/s", flush=True)
+    detector.unload()
+    return rates
+
+
+def reference_rate(rates: dict[int, float], batch: float) -> float:
+    """In-process img/s at a (fractional) batch size, linear between measured sizes."""
+    sizes = sorted(rates)
+    if batch <= sizes[0]:
+        return rates[sizes[0]]
+    for low, high in itertools.pairwise(sizes):
+        if batch <= high:
+            share = (batch - low) / (high - low)
+            return rates[low] + share * (rates[high] - rates[low])
+    return rates[sizes[-1]]
+
+
+async def over_http(
+    base_url: str, payload: bytes, args: argparse.Namespace, rates: dict[int, float]
+) -> list[dict[str, Any]]:
+    url = f"{base_url}/detect"
+    await http_load(url, payload, concurrency=2, requests=4)  # warm the server's paths
+    rows = []
+    for concurrency in args.concurrency:
+        before = await scrape_mean_batch(base_url, "detector")
+        result = await http_load(url, payload, concurrency=concurrency, requests=args.requests)
+        after = await scrape_mean_batch(base_url, "detector")
+        mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+        reference = reference_rate(rates, mean_batch)
+        row = {
+            "concurrency": concurrency,
+            "throughput": result.throughput,
+            "p50_ms": result.percentile(50),
+            "p95_ms": result.percentile(95),
+            "mean_batch": mean_batch,
+            "in_process_same_batch": reference,
+            "ratio": result.throughput / reference,
+        }
+        rows.append(row)
+        print(
+            f"http  {concurrency:>3} clients: {row['throughput']:8.2f} img/s  "
+            f"p50 {row['p50_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f} ms  "
+            f"mean batch {mean_batch:5.2f}  ratio vs in-process {row['ratio']:.2f}",
+            flush=True,
+        )
+    return rows
+
+
+def plot(path: Path, title: str, rows: list[dict[str, Any]], rates: dict[int, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    concurrency = [row["concurrency"] for row in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(concurrency, [row["throughput"] for row in rows], "o-", label="HTTP /detect")
+    left.plot(
+        concurrency,
+        [row["in_process_same_batch"] for row in rows],
+        "s--",
+        label="in-process, same batch",
+    )
+    left.set(xlabel="concurrent clients", ylabel="images / s", title="throughput")
+    left.legend()
+    right.plot(concurrency, [row["p95_ms"] for row in rows], "o-", color="tab:red", label="p95")
+    right.plot(concurrency, [row["p50_ms"] for row in rows], "o-", color="tab:orange", label="p50")
+    right.set(xlabel="concurrent clients", ylabel="ms", title="latency")
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    args = _args()
+    path = model_path(args.model, args.cache)
+    payload, image = jpeg(args.image_size)
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(0) if device.is_cuda else platform.processor() or "cpu"
+    print(
+        f"model {args.model} on {device.device} ({name}), {torch.get_num_threads()} threads, "
+        f"image {args.image_size}, server max batch {args.max_batch}, wait {args.max_wait_ms} ms",
+        flush=True,
+    )
+    rates = in_process(path, args, image)
+    server_args = [
+        "--detector-path", str(path), "--device", args.device, "--classes", "all",
+        "--batch-max-size", str(args.max_batch), "--batch-max-wait-ms", str(args.max_wait_ms),
+        "--queue-max", "1024",
+    ]  # fmt: skip
+    with running_server(*server_args) as server:
+        rows = asyncio.run(over_http(server.base_url, payload, args, rates))
+        peak_rss = server.peak_rss_mb()
+    print(f"server peak RSS: {peak_rss:.0f} MB")
+    figures = {
+        "model": args.model,
+        "device": device.device,
+        "device_name": name,
+        "image_size": args.image_size,
+        "in_process": rates,
+        "http": rows,
+        "server_peak_rss_mb": peak_rss,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    if args.plot:
+        plot(args.plot, f"RT-DETRv2 {args.model} on {device.device}", rows, rates)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Shared benchmark plumbing: start a real server process, drive it with concurrent clients.
+
+Each bench script measures the in-process path and the HTTP path in the same run on the same
+machine, so the ratio between them means something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    concurrency: int
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM: the process's peak resident set size so far."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+@contextmanager
+def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`python -m ai_server serve ARGS` on a free loopback port, until the block ends."""
+    port = free_port()
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"hsi-bench-server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ai_server", "serve", "--host", "127.0.0.1",
+             "--port", str(port), *args],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        server = Server(process, f"http://127.0.0.1:{port}")
+        try:
+            asyncio.run(_wait_ready(server, log))
+            yield server
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+async def _wait_ready(server: Server, log: Path, limit_s: float = 600) -> None:
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"server exited; see {log}")
+            try:
+                async with session.get(f"{server.base_url}/health") as response:
+                    body = await response.json()
+                    if body["status"] != "loading" and body["model_loaded"]:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"server not ready after {limit_s} s; see {log}")
+
+
+async def http_load(
+    url: str,
+    payload: bytes,
+    *,
+    concurrency: int,
+    requests: int,
+    content_type: str = "image/jpeg",
+    params: dict[str, str] | None = None,
+) -> LoadResult:
+    """`requests` POSTs of `payload` from `concurrency` clients that each send back to back."""
+    latencies: list[float] = []
+    remaining = requests
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                async with session.post(
+                    url, data=payload, params=params, headers={"Content-Type": content_type}
+                ) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{url}: HTTP {response.status}")
+                latencies.append(1000 * (time.perf_counter() - started))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return LoadResult(concurrency, requests, seconds, latencies)
+
+
+async def scrape_mean_batch(base_url: str, model: str) -> tuple[float, float]:
+    """(sum, count) of the batch-size histogram, to compute the mean batch between scrapes."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as response:
+        text = await response.text()
+    values = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for kind in values:
+            if line.startswith(f'hsi_batch_size_{kind}{{model="{model}"}}'):
+                values[kind] = float(line.split()[-1])
+    return values["sum"], values["count"]
+
+
+def median_time(fn: object, repeats: int) -> float:
+    """Median wall time of `fn()` over `repeats` runs (after one untimed warm-up run)."""
+    assert callable(fn)
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
