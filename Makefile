@@ -17,13 +17,14 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
 
-.PHONY: help venv venv-server venv-ha test test-server test-ha lint demo bench tiny-models clean
+.PHONY: help venv venv-server venv-ha test test-server test-ha lint demo bench tiny-models docs clean
 
 help:
 	@echo "make test    create both venvs if missing, lint, run every test suite"
 	@echo "make demo    run the AI server with the tiny profile on port $(PORT)"
 	@echo "make bench   run the benchmarks in bench/ (figures go to docs/benchmarks.md)"
 	@echo "make lint    ruff + mypy"
+	@echo "make docs    regenerate the README settings table from the code"
 
 venv: venv-server venv-ha
 venv-server: $(SERVER_STAMP)
@@ -33,14 +34,14 @@ $(SERVER_STAMP): pyproject.toml constraints/server.txt
 	@test -n "$(PY311)" || { echo "python3.11 not found"; exit 1; }
 	test -x $(VENV_SERVER)/bin/python || $(PY311) -m venv $(VENV_SERVER)
 	$(VENV_SERVER)/bin/pip install -q --upgrade pip
-	$(VENV_SERVER)/bin/pip install -c constraints/server.txt -e '.[dev,bench]'
+	$(VENV_SERVER)/bin/pip install -q -c constraints/server.txt -e '.[dev,bench]'
 	touch $@
 
 $(HA_STAMP): requirements/ha-test.txt constraints/ha.txt
 	@test -n "$(PY313)" || { echo "python3.13 not found (needed by Home Assistant)"; exit 1; }
 	test -x $(VENV_HA)/bin/python || $(PY313) -m venv $(VENV_HA)
 	$(VENV_HA)/bin/pip install -q --upgrade pip
-	$(VENV_HA)/bin/pip install -c constraints/ha.txt -r requirements/ha-test.txt
+	$(VENV_HA)/bin/pip install -q -c constraints/ha.txt -r requirements/ha-test.txt
 	touch $@
 
 lint: $(SERVER_STAMP)
@@ -65,6 +66,9 @@ tiny-models: $(SERVER_STAMP)
 
 bench: $(SERVER_STAMP)
 	$(SERVER_PY) bench/detect.py --profile tiny
+
+docs: $(SERVER_STAMP)
+	$(SERVER_PY) scripts/update_readme.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .cache

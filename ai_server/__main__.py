@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, add_arguments, cli_values, load_settings
+from .config import ConfigError, add_arguments, cli_values, load_settings, settings_markdown
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     tiny.add_argument("directory", type=Path)
     tiny.add_argument("--only", action="append", help="build just this model (repeatable)")
+    commands.add_parser("settings-table", help="print the settings as the README's Markdown table")
     return parser
 
 
@@ -30,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "make-tiny-models":
         return _make_tiny_models(args.directory, args.only)
+    if args.command == "settings-table":
+        print(settings_markdown(), end="")
+        return 0
     try:
         settings = load_settings(cli=cli_values(args))
     except ConfigError as err:
