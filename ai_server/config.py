@@ -350,3 +350,21 @@ def cli_values(namespace: argparse.Namespace) -> dict[str, Any]:
         for spec in SPECS
         if getattr(namespace, spec.field, None) is not None
     }
+
+
+def settings_markdown() -> str:
+    """The settings table of README.md, generated so the docs cannot drift from the code."""
+    defaults = Settings()
+    rows = ["| Environment | CLI flag / add-on option | Default | Meaning |", "|---|---|---|---|"]
+    for spec in SPECS:
+        value = getattr(defaults, spec.field)
+        if spec.field == "cache_dir":
+            shown = "`~/.cache/hsi`"
+        elif value is None or value == ():
+            shown = "—"
+        elif isinstance(value, tuple):
+            shown = f"`{','.join(value)}`"
+        else:
+            shown = f"`{str(value).lower() if isinstance(value, bool) else value}`"
+        rows.append(f"| `{spec.env}` | `{spec.flag}` / `{spec.field}` | {shown} | {spec.help} |")
+    return "\n".join(rows) + "\n"
