@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -63,11 +64,15 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("ai_server did not become healthy")
 
 
+def _mod(name: str) -> Any:
+    return importlib.import_module(name)
+
+
 def _jpeg() -> bytes:
-    from PIL import Image
+    image_module = _mod("PIL.Image")
 
     out = io.BytesIO()
-    Image.new("RGB", (640, 480), (120, 110, 100)).save(out, format="JPEG")
+    image_module.new("RGB", (640, 480), (120, 110, 100)).save(out, format="JPEG")
     return out.getvalue()
 
 
@@ -86,16 +91,17 @@ def _timed(
 
 async def run(url: str, counts: list[int], rounds: int) -> dict[int, list[float]]:
     """Run every camera count in one Home Assistant instance."""
-    from homeassistant.helpers import frame
-    from homeassistant.loader import DATA_CUSTOM_COMPONENTS
-    from pytest_homeassistant_custom_component.common import (
-        async_test_home_assistant,
-    )
+    # Imported by name: this file runs on HA's Python, while mypy checks bench/ with the server's.
+    frame = _mod("homeassistant.helpers.frame")
+    data_custom_components = _mod("homeassistant.loader").DATA_CUSTOM_COMPONENTS
+    async_test_home_assistant = _mod(
+        "pytest_homeassistant_custom_component.common"
+    ).async_test_home_assistant
 
     results: dict[int, list[float]] = {}
     async with async_test_home_assistant(config_dir=tempfile.mkdtemp()) as hass:
         frame.async_setup(hass)
-        hass.data.pop(DATA_CUSTOM_COMPONENTS, None)
+        hass.data.pop(data_custom_components, None)
         for cameras in counts:
             results[cameras] = await run_count(hass, url, cameras, rounds)
         await hass.async_block_till_done()
@@ -104,20 +110,19 @@ async def run(url: str, counts: list[int], rounds: int) -> dict[int, list[float]
 
 
 async def run_count(hass: Any, url: str, cameras: int, rounds: int) -> list[float]:
-    from homeassistant.components.camera import Image
-    from homeassistant.config_entries import ConfigSubentryData
-    from pytest_homeassistant_custom_component.common import MockConfigEntry
+    camera_image = _mod("homeassistant.components.camera").Image
+    subentry_data = _mod("homeassistant.config_entries").ConfigSubentryData
+    mock_config_entry = _mod("pytest_homeassistant_custom_component.common").MockConfigEntry
+    const = _mod("custom_components.hsi.const")
 
-    from custom_components.hsi.const import DOMAIN, EVENT_SECURITY
+    picture = camera_image("image/jpeg", _jpeg())
 
-    picture = Image("image/jpeg", _jpeg())
-
-    async def fake_image(hass: Any, entity_id: str, *args: Any, **kwargs: Any) -> Image:
+    async def fake_image(hass: Any, entity_id: str, *args: Any, **kwargs: Any) -> Any:
         return picture
 
     overheads: list[float] = []
     subentries = [
-        ConfigSubentryData(
+        subentry_data(
             data={
                 "camera_entity": f"camera.bench_{i}",
                 "confidence": 0.01,
@@ -130,8 +135,8 @@ async def run_count(hass: Any, url: str, cameras: int, rounds: int) -> list[floa
         )
         for i in range(cameras)
     ]
-    entry = MockConfigEntry(
-        domain=DOMAIN,
+    entry = mock_config_entry(
+        domain=const.DOMAIN,
         data={"url": url, "api_key": None, "verify_ssl": True},
         options={"cooldown": 0, "idle_timeout": 30, "batch_window": 90},
         subentries_data=subentries,
@@ -144,9 +149,10 @@ async def run_count(hass: Any, url: str, cameras: int, rounds: int) -> list[floa
         pipelines = list(entry.runtime_data.pipelines.values())
         spent: dict[str, list[float]] = {}
         for pipeline in pipelines:
-            spent[pipeline.settings.camera_id] = calls = []
-            pipeline._async_detect = _timed(pipeline._async_detect, calls)  # type: ignore[method-assign]
-            pipeline._async_call_analyze = _timed(pipeline._async_call_analyze, calls)  # type: ignore[method-assign]
+            calls: list[float] = []
+            spent[pipeline.settings.camera_id] = calls
+            pipeline._async_detect = _timed(pipeline._async_detect, calls)
+            pipeline._async_call_analyze = _timed(pipeline._async_call_analyze, calls)
         for _ in range(rounds):
             done: dict[str, float] = {}
             waiter = asyncio.get_running_loop().create_future()
@@ -156,7 +162,7 @@ async def run_count(hass: Any, url: str, cameras: int, rounds: int) -> list[floa
                 if len(done) == cameras and not waiter.done():
                     waiter.set_result(None)
 
-            unsub = hass.bus.async_listen(EVENT_SECURITY, on_event)
+            unsub = hass.bus.async_listen(const.EVENT_SECURITY, on_event)
             for calls in spent.values():
                 calls.clear()
             started = {}
