@@ -44,10 +44,10 @@ def clip_source(settings: Settings) -> str:
     return clip.DEFAULT_MODEL
 
 
-def _size_gb(settings: Settings, device: DeviceInfo, parameters: float) -> float:
+def _size_gb(settings: Settings, device: DeviceInfo, parameters: float, tiny_gb: float) -> float:
     """Estimated resident size before the first load (then the registry measures it)."""
     if settings.profile == "tiny":
-        return 0.01
+        return tiny_gb
     return parameters * (2 if device.is_cuda else 4) / 2**30
 
 
@@ -94,7 +94,7 @@ def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
             "clip",
             lambda: clip.Clip(clip_source(settings), device),
             priority=80,  # small, and used per detection (re-identification)
-            size_gb=_size_gb(settings, device, 151e6),  # ViT-B/32
+            size_gb=_size_gb(settings, device, 151e6, 0.0062),  # ViT-B/32
         ),
         ModelSpec(
             "florence",
@@ -105,7 +105,7 @@ def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
                 num_beams=settings.florence_num_beams,
             ),
             priority=60,
-            size_gb=_size_gb(settings, device, 777e6 if device.is_cuda else 232e6),
+            size_gb=_size_gb(settings, device, 777e6 if device.is_cuda else 232e6, 0.0005),
         ),
         # Largest and least urgent: evicted first; /analyze falls back to rules without it.
         ModelSpec("llm", lambda: build_llm(settings, device), priority=40),
