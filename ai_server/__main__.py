@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,10 @@ def _serve(settings: object) -> int:
     except ConfigError as err:
         print(f"hsi-ai-server: configuration error: {err}", file=sys.stderr)
         return 2
+    if token := os.environ.get("SUPERVISOR_TOKEN"):  # running as the HA add-on
+        from .addon import register_discovery
+
+        register_discovery(app, token)
     logging.getLogger(__name__).info(
         "serving on %s://%s:%d (profile %s, device %s, api key %s)",
         "https" if ssl_context else "http",
