@@ -11,9 +11,10 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import ApiError, unprocessable
-from ..imaging import RawImage, decode_image, read_images
+from ..imaging import Box, RawImage, decode_image, read_images
 from ..keys import DETECT_BATCHER, REGISTRY, SETTINGS
-from ..models.detector import Detector, DetectRequest
+from ..models.detector import Detection, Detector, DetectRequest
+from .embed import embed_crops
 
 routes = web.RouteTableDef()
 
@@ -40,6 +41,14 @@ def _options(request: web.Request) -> tuple[float, frozenset[str] | None]:
     return threshold, None if classes is None else frozenset(classes)
 
 
+def _embed_flag(request: web.Request) -> bool:
+    """`?embed=1` adds a CLIP embedding per detection (for re-identification)."""
+    raw = request.query.get("embed", "0").strip().lower()
+    if raw not in {"0", "1", "true", "false"}:
+        raise unprocessable(f"embed must be 1/true or 0/false, got {raw!r}")
+    return raw in {"1", "true"}
+
+
 async def _decode(raw: RawImage, settings: Settings) -> Image.Image:
     # Decoding is CPU work: keep it off the event loop.
     return await asyncio.to_thread(decode_image, raw.data, max_pixels=settings.max_image_pixels)
@@ -54,13 +63,33 @@ async def _read(request: web.Request) -> list[RawImage]:
     )
 
 
+async def detect_image(
+    app: web.Application,
+    image: Image.Image,
+    threshold: float | None = None,
+    classes: frozenset[str] | None = None,
+) -> list[Detection]:
+    """Detections for one image through the shared batcher (also used by /analyze)."""
+    settings = app[SETTINGS]
+    if threshold is None:
+        threshold = settings.confidence
+        classes = None if settings.classes is None else frozenset(settings.classes)
+    await app[REGISTRY].get("detector", Detector)  # loads on first use
+    return await app[DETECT_BATCHER].submit(DetectRequest(image, threshold, classes))
+
+
 async def _detect(request: web.Request, image: Image.Image) -> dict[str, Any]:
     threshold, classes = _options(request)
-    await request.app[REGISTRY].get("detector", Detector)  # loads on first use
     started = time.perf_counter()
-    found = await request.app[DETECT_BATCHER].submit(DetectRequest(image, threshold, classes))
+    found = await detect_image(request.app, image, threshold, classes)
+    detections = [d.as_dict() for d in found]
+    if _embed_flag(request) and found:
+        boxes = [Box(d.x, d.y, d.width, d.height) for d in found]
+        vectors = await embed_crops(request.app, image, boxes)
+        for entry, vector in zip(detections, vectors, strict=True):
+            entry["embedding"] = [round(float(v), 6) for v in vector]
     return {
-        "detections": [d.as_dict() for d in found],
+        "detections": detections,
         "inference_time_ms": round(1000 * (time.perf_counter() - started), 2),
         "image_width": image.width,
         "image_height": image.height,
@@ -70,6 +99,7 @@ async def _detect(request: web.Request, image: Image.Image) -> dict[str, Any]:
 @routes.post("/detect")
 async def detect(request: web.Request) -> web.Response:
     _options(request)  # validate query parameters before reading the body
+    _embed_flag(request)
     images = await _read(request)
     if len(images) != 1:
         raise unprocessable(
@@ -82,6 +112,7 @@ async def detect(request: web.Request) -> web.Response:
 @routes.post("/detect/batch")
 async def detect_batch(request: web.Request) -> web.Response:
     _options(request)
+    _embed_flag(request)
     settings = request.app[SETTINGS]
     images = await _read(request)
     if not images:
