@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -182,8 +183,12 @@ _FLORENCE_POST_PROCESSING = (
 )
 
 
-def build_florence(target: Path, *, seed: int = 0) -> None:
-    """A <1 MB Florence-2 (DaViT vision tower, 1+1 layer BART) with a locally trained BPE."""
+def build_florence(target: Path, *, seed: int = 0, full_size: bool = False) -> None:
+    """A <1 MB Florence-2 (DaViT vision tower, 1+1 layer BART) with a locally trained BPE.
+
+    `full_size` builds the Florence-2-base architecture (0.23 B parameters, 768 px) with random
+    weights and the same small tokenizer: for benchmarks only.
+    """
     from tokenizers import ByteLevelBPETokenizer
     from transformers import (
         BartConfig,
@@ -213,39 +218,49 @@ def build_florence(target: Path, *, seed: int = 0) -> None:
     tokenizer.add_tokens([f"<loc_{i}>" for i in range(1000)])
     Path(vocab).unlink()
     Path(merges).unlink()
+    side, tokens = (768, 577) if full_size else (64, 5)
     image_processor = CLIPImageProcessor(
-        size={"height": 64, "width": 64},
-        crop_size={"height": 64, "width": 64},
+        size={"height": side, "width": side},
+        crop_size={"height": side, "width": side},
         do_center_crop=False,
-        image_seq_length=5,
+        image_seq_length=tokens,
     )
     processor = Florence2Processor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         post_processor_config={name: {} for name in _FLORENCE_POST_PROCESSING},
     )
+    text_size = (
+        {"d_model": 768, "layers": 6, "heads": 12, "ffn": 3072, "positions": 1024}
+        if full_size
+        else {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64, "positions": 64}
+    )
     text = BartConfig(
         vocab_size=len(tokenizer),
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,  # generation beyond 64 tokens fails
+        d_model=text_size["d_model"],
+        encoder_layers=text_size["layers"],
+        decoder_layers=text_size["layers"],
+        encoder_attention_heads=text_size["heads"],
+        decoder_attention_heads=text_size["heads"],
+        encoder_ffn_dim=text_size["ffn"],
+        decoder_ffn_dim=text_size["ffn"],
+        max_position_embeddings=text_size["positions"],  # the longest answer (+2)
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.eos_token_id,
     )
-    vision = Florence2VisionConfig(
-        depths=[1, 1, 1, 1],
-        embed_dim=[8, 16, 16, 32],
-        num_heads=[1, 2, 2, 4],
-        num_groups=[1, 2, 2, 4],
-        window_size=2,
-        projection_dim=32,
+    vision = (
+        Florence2VisionConfig(projection_dim=768)  # the defaults are Florence-2-base's DaViT
+        if full_size
+        else Florence2VisionConfig(
+            depths=[1, 1, 1, 1],
+            embed_dim=[8, 16, 16, 32],
+            num_heads=[1, 2, 2, 4],
+            num_groups=[1, 2, 2, 4],
+            window_size=2,
+            projection_dim=32,
+        )
     )
     config = Florence2Config(
         text_config=text.to_dict(),
@@ -266,13 +281,16 @@ def build_florence(target: Path, *, seed: int = 0) -> None:
     processor.save_pretrained(target)
 
 
-def build_clip(target: Path, *, seed: int = 0) -> None:
-    """A ~6 MB open_clip ViT (64 px, 1 layer, 32-d embeddings) in the hf-hub folder layout."""
+def build_clip(target: Path, *, seed: int = 0, full_size: bool = False) -> None:
+    """A ~6 MB open_clip ViT (64 px, 1 layer, 32-d embeddings) in the hf-hub folder layout.
+
+    `full_size` writes ViT-B/32 (151 M parameters, 224 px) with random weights: benchmarks only.
+    """
     import open_clip
     from safetensors.torch import save_file
 
     torch.manual_seed(seed)
-    model_cfg = {
+    model_cfg: dict[str, Any] = {
         "embed_dim": 32,
         "vision_cfg": {
             "image_size": 64,
@@ -289,6 +307,8 @@ def build_clip(target: Path, *, seed: int = 0) -> None:
             "layers": 1,
         },
     }
+    if full_size:
+        model_cfg = open_clip.get_model_config("ViT-B-32")
     model = open_clip.CLIP(**model_cfg)
     target.mkdir(parents=True, exist_ok=True)
     (target / "open_clip_config.json").write_text(
