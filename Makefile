@@ -11,17 +11,21 @@ SERVER_PY := $(CURDIR)/$(VENV_SERVER)/bin/python
 HA_PY := $(CURDIR)/$(VENV_HA)/bin/python
 SERVER_STAMP := $(VENV_SERVER)/.installed
 HA_STAMP := $(VENV_HA)/.installed
+HA_DEMO_STAMP := $(VENV_HA)/.demo-installed
 # llama-cpp-python builds from source: portable AVX2 binary, both cores (cached as a wheel).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
+HA_PORT ?= 8123
 
-.PHONY: help venv venv-server venv-ha test test-server test-ha lint demo bench tiny-models docs clean
+.PHONY: help venv venv-server venv-ha venv-ha-demo test test-server test-ha test-e2e lint demo demo-check bench tiny-models docs clean
 
 help:
 	@echo "make test    create both venvs if missing, lint, run every test suite"
-	@echo "make demo    run the AI server with the tiny profile on port $(PORT)"
+	@echo "make demo    the AI server (tiny profile, port $(PORT)) + Home Assistant on http://127.0.0.1:$(HA_PORT)"
+	@echo "             (demo camera analysed by HSI; login demo / demo-password); Ctrl-C stops both"
+	@echo "make demo-check  the same, set up from scratch, one analysis, exit 0 (what the e2e test runs)"
 	@echo "make bench   run the benchmarks in bench/ (figures go to docs/benchmarks.md)"
 	@echo "make lint    ruff + mypy"
 	@echo "make docs    regenerate the README settings table from the code"
@@ -29,6 +33,7 @@ help:
 venv: venv-server venv-ha
 venv-server: $(SERVER_STAMP)
 venv-ha: $(HA_STAMP)
+venv-ha-demo: $(HA_DEMO_STAMP)
 
 $(SERVER_STAMP): pyproject.toml constraints/server.txt
 	@test -n "$(PY311)" || { echo "python3.11 not found"; exit 1; }
@@ -44,10 +49,15 @@ $(HA_STAMP): requirements/ha-test.txt constraints/ha.txt
 	$(VENV_HA)/bin/pip install -q -c constraints/ha.txt -r requirements/ha-test.txt
 	touch $@
 
+# Only the demo and its e2e test need HA's frontend package (HA will not start without it).
+$(HA_DEMO_STAMP): $(HA_STAMP) requirements/ha-demo.txt
+	$(VENV_HA)/bin/pip install -q -c constraints/ha.txt -r requirements/ha-demo.txt
+	touch $@
+
 lint: $(SERVER_STAMP)
 	$(VENV_SERVER)/bin/ruff check .
 	$(VENV_SERVER)/bin/ruff format --check .
-	$(VENV_SERVER)/bin/mypy ai_server bench
+	$(VENV_SERVER)/bin/mypy ai_server bench scripts/demo.py
 
 test-server: $(SERVER_STAMP)
 	$(SERVER_PY) -m pytest -q tests/ai_server
@@ -56,10 +66,17 @@ test-ha: $(HA_STAMP) $(SERVER_STAMP)
 	@if [ -d tests/hsi ]; then HSI_SERVER_PYTHON=$(SERVER_PY) $(HA_PY) -m pytest -q -c tests/hsi/pytest.ini tests/hsi; \
 	else echo "no integration tests yet"; fi
 
-test: lint test-server test-ha
+test-e2e: $(SERVER_STAMP) $(HA_DEMO_STAMP)
+	HSI_HA_PYTHON=$(HA_PY) $(SERVER_PY) -m pytest -q tests/e2e
 
-demo: $(SERVER_STAMP)
-	$(SERVER_PY) -m ai_server serve --profile tiny --port $(PORT)
+test: lint test-server test-ha test-e2e
+
+demo: $(SERVER_STAMP) $(HA_DEMO_STAMP)
+	$(SERVER_PY) scripts/demo.py --server-port $(PORT) --ha-port $(HA_PORT) --ha-python $(HA_PY)
+
+# Any free ports and its own folder, so it also runs beside a `make demo`.
+demo-check: $(SERVER_STAMP) $(HA_DEMO_STAMP)
+	$(SERVER_PY) scripts/demo.py --check --server-port 0 --ha-port 0 --dir .demo/check --ha-python $(HA_PY)
 
 tiny-models: $(SERVER_STAMP)
 	$(SERVER_PY) -m ai_server make-tiny-models .cache/tiny-models
@@ -71,4 +88,4 @@ docs: $(SERVER_STAMP)
 	$(SERVER_PY) scripts/update_readme.py
 
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .cache
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .cache .demo

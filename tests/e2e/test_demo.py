@@ -1,0 +1,103 @@
+"""End to end: `scripts/demo.py --check`, the main job for real.
+
+The AI server (tiny profile, API key) and a real Home Assistant process (demo camera, the HSI
+integration from this tree) start; onboarding, the HSI config entry and the camera subentry go
+through HA's REST APIs; `hsi.analyze` runs on camera.demo_camera. The script prints one
+`DEMO_RESULT {json}` line, which these tests read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO = REPO_ROOT / "scripts" / "demo.py"
+PREFIX = "DEMO_RESULT "
+LEVELS = [(85, "critical"), (60, "high"), (30, "medium"), (0, "low")]
+
+
+def _ha_python() -> str:
+    python = os.environ.get("HSI_HA_PYTHON", str(REPO_ROOT / ".venv" / "ha" / "bin" / "python"))
+    if not Path(python).exists():
+        pytest.fail(f"{python} not found: run `make venv-ha venv-ha-demo` or set HSI_HA_PYTHON")
+    return python
+
+
+def _demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(DEMO),
+            "--check",
+            "--ha-port",
+            "0",
+            "--server-port",
+            "0",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--server-python",
+            sys.executable,
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _level(score: int) -> str:
+    return next(level for floor, level in LEVELS if score >= floor)
+
+
+def test_demo_check(tmp_path: Path) -> None:
+    """Server + HA come up, the flows create the entry and the camera, analyze answers."""
+    done = _demo(tmp_path, "--ha-python", _ha_python())
+    output = f"stdout:\n{done.stdout[-6000:]}\nstderr:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, output
+    lines = [line for line in done.stdout.splitlines() if line.startswith(PREFIX)]
+    assert len(lines) == 1, output
+    result: dict[str, Any] = json.loads(lines[0].removeprefix(PREFIX))
+    assert result["ok"] is True
+    assert result["entry_id"]
+    assert result["device_id"]
+
+    event = result["event"]
+    assert event["event_id"]
+    assert isinstance(event["risk_score"], int)
+    assert 0 <= event["risk_score"] <= 100
+    assert event["risk_level"] == _level(event["risk_score"])
+    assert event["source"] in ("llm", "rules")
+    assert event["summary"]
+    assert isinstance(event["objects"], list)
+
+    # The camera's device in HA shows the same event.
+    entities = result["entities"]
+    assert entities["sensor.demo_camera_risk_score"] == str(event["risk_score"])
+    assert entities["sensor.demo_camera_risk_level"] == event["risk_level"]
+    assert entities["sensor.demo_camera_last_event"] not in ("unknown", "unavailable")
+    assert entities["switch.demo_camera_analysis"] == "on"
+    assert entities["binary_sensor.demo_camera_threat"] == (
+        "on" if event["risk_score"] >= 60 else "off"
+    )
+
+    # HA logged no error of the integration (libturbojpeg and ffmpeg errors are the demo's).
+    log = (tmp_path / "demo" / "ha.log").read_text()
+    errors = [line for line in log.splitlines() if " ERROR " in line and "hsi" in line]
+    assert not errors, "\n".join(errors)
+
+
+def test_demo_check_fails_clearly(tmp_path: Path) -> None:
+    """A missing environment is a non-zero exit with a message, not a hang."""
+    done = _demo(tmp_path, "--ha-python", str(tmp_path / "no-such-python"))
+    assert done.returncode == 1
+    assert "no-such-python not found" in done.stderr
+    assert "make venv-ha" in done.stderr
