@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
 HA_PORT ?= 8123
 
-.PHONY: help venv venv-server venv-ha venv-ha-demo test test-server test-ha test-e2e lint demo demo-check bench tiny-models docs clean
+.PHONY: help venv venv-server venv-ha venv-ha-demo test test-server test-ha test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean
 
 help:
 	@echo "make test    create both venvs if missing, lint, run every test suite"
@@ -77,6 +77,15 @@ demo: $(SERVER_STAMP) $(HA_DEMO_STAMP)
 # Any free ports and its own folder, so it also runs beside a `make demo`.
 demo-check: $(SERVER_STAMP) $(HA_DEMO_STAMP)
 	$(SERVER_PY) scripts/demo.py --check --server-port 0 --ha-port 0 --dir .demo/check --ha-python $(HA_PY)
+
+# docs/img/demo-device.png: the demo's camera device page, logged in, in Debian's chromium
+# (apt-get install -y chromium) driven by playwright-core (npm).
+demo-screenshot: $(SERVER_STAMP) $(HA_DEMO_STAMP) scripts/screenshot/node_modules/.package-lock.json
+	@test -x /usr/bin/chromium || { echo "chromium missing: apt-get update && apt-get install -y chromium"; exit 1; }
+	node scripts/screenshot/demo-device.mjs docs/img/demo-device.png
+
+scripts/screenshot/node_modules/.package-lock.json: scripts/screenshot/package.json scripts/screenshot/package-lock.json
+	cd scripts/screenshot && npm ci --no-audit --no-fund
 
 tiny-models: $(SERVER_STAMP)
 	$(SERVER_PY) -m ai_server make-tiny-models .cache/tiny-models
