@@ -43,7 +43,7 @@ def _demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
             "--dir",
             str(tmp_path / "demo"),
             "--server-python",
-            sys.executable,
+            os.environ.get("HSI_SERVER_PYTHON", sys.executable),
             *extra,
         ],
         cwd=REPO_ROOT,
