@@ -243,3 +243,41 @@ def _b64() -> str:
     import base64
 
     return base64.b64encode(_jpeg()).decode()
+
+
+def test_model_locations_override_the_profile(make_settings: MakeSettings) -> None:
+    import torch
+
+    from ai_server.models.catalog import clip_source, florence_source
+    from ai_server.runtime.devices import DeviceInfo, resolve_device
+
+    cpu, gpu = resolve_device("cpu"), DeviceInfo("cuda:0", torch.float16)
+    default = make_settings(profile="default")
+    assert florence_source(default, cpu) == "florence-community/Florence-2-base"
+    assert florence_source(default, gpu) == "florence-community/Florence-2-large"
+    assert clip_source(default) == "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
+    for profile in ("default", "tiny"):
+        chosen = make_settings(profile=profile, florence_path="/m/florence", clip_path="/m/clip")
+        assert florence_source(chosen, cpu) == "/m/florence"
+        assert clip_source(chosen) == "/m/clip"
+
+
+def test_residency_settings_from_the_environment(tmp_path) -> None:
+    from ai_server.config import ConfigError, load_settings
+
+    env = {
+        "FLORENCE_MODEL_PATH": "/models/florence",
+        "CLIP_MODEL_PATH": "hf-hub:org/clip",
+        "HSI_MAX_VRAM_GB": "6.5",
+        "HSI_MAX_RAM_GB": "0",
+        "HSI_MODEL_IDLE_S": "300",
+        "HSI_LABELS_PATH": str(tmp_path / "labels.yaml"),
+    }
+    settings = load_settings(env=env, options_path=tmp_path / "none.json")
+    assert settings.florence_path == "/models/florence"
+    assert settings.clip_path == "hf-hub:org/clip"
+    assert (settings.max_vram_gb, settings.max_ram_gb) == (6.5, None)
+    assert settings.model_idle_s == 300
+    assert settings.labels_path == tmp_path / "labels.yaml"
+    with pytest.raises(ConfigError, match="HSI_MAX_VRAM_GB='lots'"):
+        load_settings(env={"HSI_MAX_VRAM_GB": "lots"}, options_path=tmp_path / "none.json")
