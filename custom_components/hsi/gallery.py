@@ -40,6 +40,7 @@ class GalleryEntry:
     last_seen: str = field(default_factory=lambda: dt_util.utcnow().isoformat())
     sightings: list[str] = field(default_factory=list)
     last_event: str | None = None
+    first_event: str | None = None
 
     def seen_since(self, since: datetime) -> int:
         """How many sightings since a moment."""
@@ -126,7 +127,8 @@ class Gallery:
     ) -> tuple[str, KnownMatch | None]:
         """Record a sighting; return the gallery id and the match (None when never seen).
 
-        Sightings with the same `event_key` (one security event) count once.
+        Sightings with the same `event_key` (one security event) count once, and an object first
+        seen in this very event (another frame or a duplicate box) is no known match.
         """
         now = dt_util.utcnow()
         found = self.match(embedding, label)
@@ -138,6 +140,7 @@ class Gallery:
                 camera_id=camera_id,
                 sightings=[now.isoformat()],
                 last_event=event_key,
+                first_event=event_key,
             )
             self.entries[entry.entry_id] = entry
             self._prune(now)
@@ -150,6 +153,8 @@ class Gallery:
             entry.last_event = event_key
         self._prune(now)
         self._schedule_save()
+        if not entry.enrolled and event_key is not None and entry.first_event == event_key:
+            return entry.entry_id, None
         return entry.entry_id, KnownMatch(
             entry_id=entry.entry_id,
             label=entry.label,

@@ -291,16 +291,9 @@ class CameraPipeline:
         frame.relevant = [
             d for d in frame.result.detections if _is_relevant(d, self.settings.classes)
         ]
-        for detection in frame.relevant:
-            if detection.embedding is None:
-                continue
-            event_key = self._batch.event_id if self._batch else None
-            gallery_id, match = self.runtime.gallery.observe(
-                detection.embedding, detection.label, self.settings.camera_id, event_key
-            )
-            frame.gallery_ids.add(gallery_id)
-            if match is not None:
-                frame.matches.append(match)
+        # The id of the event this frame joins (or opens): sightings count once per event.
+        event_id = self._batch.event_id if self._batch else ulid_now()
+        self._observe(frame, event_id)
         self.counts = dict.fromkeys(OBJECT_GROUPS, 0)
         for detection in frame.relevant:
             group = group_of(detection.label)
@@ -322,8 +315,20 @@ class CameraPipeline:
                     "captured_at": frame.captured_at.isoformat(),
                 },
             )
-            self._add_to_batch(frame, trigger)
+            self._add_to_batch(frame, trigger, event_id)
         self._notify_entities()
+
+    def _observe(self, frame: Frame, event_id: str) -> None:
+        """Re-identify the frame's relevant objects against the gallery."""
+        for detection in frame.relevant:
+            if detection.embedding is None:
+                continue
+            gallery_id, match = self.runtime.gallery.observe(
+                detection.embedding, detection.label, self.settings.camera_id, event_id
+            )
+            frame.gallery_ids.add(gallery_id)
+            if match is not None:
+                frame.matches.append(match)
 
     # Batching ------------------------------------------------------------------------------
 
@@ -335,9 +340,9 @@ class CameraPipeline:
         )
 
     @callback
-    def _add_to_batch(self, frame: Frame, trigger: str) -> None:
+    def _add_to_batch(self, frame: Frame, trigger: str, event_id: str) -> None:
         if self._batch is None:
-            self._batch = Batch(ulid_now(), trigger, frame.captured_at)
+            self._batch = Batch(event_id, trigger, frame.captured_at)
             self._set_timer("window", self.options.batch_window, self._on_window)
         batch = self._batch
         if len(batch.frames) < const.MAX_BATCH_FRAMES:
@@ -578,14 +583,7 @@ class CameraPipeline:
         frame = Frame(image, captured_at, result)
         frame.relevant = [d for d in result.detections if _is_relevant(d, self.settings.classes)]
         batch = Batch(ulid_now(), trigger, captured_at, [frame])
-        for detection in frame.relevant:
-            if detection.embedding is not None:
-                gallery_id, match = self.runtime.gallery.observe(
-                    detection.embedding, detection.label, self.settings.camera_id, batch.event_id
-                )
-                frame.gallery_ids.add(gallery_id)
-                if match is not None:
-                    frame.matches.append(match)
+        self._observe(frame, batch.event_id)
         return await self._async_finish_batch(batch)
 
     # Recording -----------------------------------------------------------------------------
@@ -614,6 +612,7 @@ class CameraPipeline:
                 ended_at=event.ended_at,
                 occurrences=previous.occurrences + 1,
                 frames=previous.frames + event.frames,
+                known_matches=event.known_matches or previous.known_matches,
                 notify=False,
             )
             update = True

@@ -141,10 +141,20 @@ async def _async_enroll(call: ServiceCall) -> ServiceResponse:
     entry = _entry(hass, call)
     runtime = entry.runtime_data
     kind: str = call.data[ATTR_KIND]
+    confidence: float | None = None  # the server's default threshold
     if file_path := call.data.get(ATTR_FILE_PATH):
         image = await _read_file(hass, file_path)
     else:
         entity_id = call.data[ATTR_ENTITY_ID]
+        # A configured camera enrols with its own threshold, as its events detect with it.
+        confidence = next(
+            (
+                p.settings.confidence
+                for p in runtime.pipelines.values()
+                if p.settings.camera_entity == entity_id
+            ),
+            None,
+        )
         try:
             image = (await camera.async_get_image(hass, entity_id)).content
         except HomeAssistantError as err:
@@ -154,7 +164,7 @@ async def _async_enroll(call: ServiceCall) -> ServiceResponse:
                 translation_placeholders={"entity_id": entity_id},
             ) from err
     try:
-        result = await runtime.client.detect(image, embed=True)
+        result = await runtime.client.detect(image, confidence=confidence, embed=True)
         candidates = [
             d for d in result.detections if group_of(d.label) == kind and d.embedding is not None
         ]

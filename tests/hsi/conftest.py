@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 import io
 import json
 import os
@@ -18,9 +19,13 @@ import urllib.error
 import urllib.request
 
 from aiohttp import web
+from freezegun.api import FrozenDateTimeFactory
 from PIL import Image
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 import pytest_socket
 
 from custom_components.hsi import const
@@ -39,7 +44,7 @@ from custom_components.hsi.const import (
     SUBENTRY_CAMERA,
 )
 from homeassistant.config_entries import ConfigSubentryData
-from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
+from homeassistant.const import CONF_API_KEY, CONF_URL, STATE_OFF, STATE_ON, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 
@@ -61,6 +66,21 @@ def fast_pipeline() -> Iterator[None]:
         patch.object(const, "ANALYZE_RETRY_DELAY", 0),
     ):
         yield
+
+
+async def motion(hass: HomeAssistant) -> None:
+    """Motion on (a burst), then off."""
+    hass.states.async_set(MOTION, STATE_ON)
+    await hass.async_block_till_done()
+    hass.states.async_set(MOTION, STATE_OFF)
+    await hass.async_block_till_done()
+
+
+async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Move the clock and let timers run."""
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 def jpeg(width: int = 320, height: int = 240, colour: tuple[int, int, int] = (90, 90, 90)) -> bytes:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
     async_mock_service,
 )
 
@@ -29,7 +27,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .conftest import MOTION, FakeServer, camera_subentry, detection, make_entry, unit
+from .conftest import (
+    FakeServer,
+    advance,
+    camera_subentry,
+    detection,
+    make_entry,
+    motion,
+    unit,
+)
 
 RISK = "sensor.front_door_risk_score"
 LEVEL = "sensor.front_door_risk_level"
@@ -46,21 +52,6 @@ def pipeline_of(entry: MockConfigEntry) -> CameraPipeline:
     """The only camera's pipeline."""
     (pipeline,) = entry.runtime_data.pipelines.values()
     return pipeline
-
-
-async def motion(hass: HomeAssistant) -> None:
-    """Motion on (a burst), then off."""
-    hass.states.async_set(MOTION, STATE_ON)
-    await hass.async_block_till_done()
-    hass.states.async_set(MOTION, STATE_OFF)
-    await hass.async_block_till_done()
-
-
-async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    """Move the clock and let timers run."""
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_motion_to_security_event(
