@@ -9,16 +9,26 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 from aiohttp import web
 
+from .analysis.pipeline import Pipeline, florence_caption
 from .config import Settings
 from .errors import ApiError, too_large, unavailable
-from .keys import DETECT_BATCHER, DEVICE, METRICS, PRELOAD_TASK, REGISTRY, SETTINGS
+from .keys import (
+    ANALYZE_PIPELINE,
+    DETECT_BATCHER,
+    DEVICE,
+    METRICS,
+    PRELOAD_TASK,
+    REGISTRY,
+    SETTINGS,
+)
 from .metrics import Metrics
 from .models.catalog import build_specs
 from .models.detector import Detection, Detector, DetectRequest
-from .routes import detect, health, metrics, models
+from .routes import analyze, detect, health, llm, metrics, models
 from .runtime.batcher import BatcherClosedError, BatchStats, DynamicBatcher, QueueFullError
 from .runtime.devices import resolve_device
 from .runtime.registry import ModelRegistry, ModelUnavailableError
@@ -52,6 +62,14 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     app[REGISTRY] = registry
     app[METRICS] = Metrics(registry.status)
     app[DETECT_BATCHER] = _detect_batcher(settings, registry, app[METRICS])
+    app[ANALYZE_PIPELINE] = Pipeline(
+        registry,
+        partial(detect.detect_image, app),
+        llm_timeout=settings.llm_timeout,
+        describe=florence_caption(registry) if "florence" in registry.names else None,
+    )
+    app.add_routes(analyze.routes)
+    app.add_routes(llm.routes)
     for routes in (health.routes, detect.routes, models.routes, metrics.routes):
         app.add_routes(routes)
     app.cleanup_ctx.append(_lifecycle)

@@ -13,6 +13,7 @@ import binascii
 import io
 import json
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +133,22 @@ async def read_images(
     )
 
 
-async def _read_multipart(request: web.Request, max_bytes: int) -> list[RawImage]:
+async def read_multipart(
+    request: web.Request, *, max_bytes: int, fields: Collection[str]
+) -> tuple[list[RawImage], dict[str, bytes]]:
+    """Images of a multipart body, and the parts named in `fields` (e.g. a `metadata` JSON)."""
+    named: dict[str, bytes] = {}
+    images = await _read_multipart(request, max_bytes, fields=frozenset(fields), named=named)
+    return images, named
+
+
+async def _read_multipart(
+    request: web.Request,
+    max_bytes: int,
+    *,
+    fields: frozenset[str] = frozenset(),
+    named: dict[str, bytes] | None = None,
+) -> list[RawImage]:
     # aiohttp enforces client_max_size for read()/post() but not for streamed parts, and a
     # chunked upload has no Content-Length to check up front: count as we go.
     total = 0
@@ -142,7 +158,12 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> list[RawImage
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
-            if part.filename is None and part.headers.get("Content-Type", "").startswith("text/"):
+            is_field = part.name in fields and part.filename is None
+            if (
+                not is_field
+                and part.filename is None
+                and part.headers.get("Content-Type", "").startswith("text/")
+            ):
                 continue  # form fields (metadata and the like) are not images
             chunks = bytearray()
             while chunk := await part.read_chunk():
@@ -152,6 +173,9 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> list[RawImage
                         "payload_too_large", f"request body exceeds the limit of {max_bytes} bytes"
                     )
                 chunks.extend(chunk)
+            if is_field and named is not None and part.name is not None:
+                named[part.name] = bytes(chunks)
+                continue
             images.append(RawImage(bytes(chunks), part.filename or part.name))
     except ApiError:
         raise

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from .analysis.pipeline import Pipeline
 from .config import Settings
 from .metrics import Metrics
 from .models.clip import ClipItem, Vector
@@ -24,6 +25,7 @@ DETECT_BATCHER: web.AppKey[DynamicBatcher[DetectRequest, list[Detection]]] = web
     "detect_batcher"
 )
 PRELOAD_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("preload_task")
+ANALYZE_PIPELINE = web.AppKey("analyze_pipeline", Pipeline)
 CLIP_BATCHER: web.AppKey[DynamicBatcher[ClipItem, Vector]] = web.AppKey("clip_batcher")
 FLORENCE_BATCHER: web.AppKey[DynamicBatcher[DescribeRequest, DescribeResult]] = web.AppKey(
     "florence_batcher"

@@ -25,7 +25,7 @@ The score is the clamped sum (0-100); the level follows from it. Nothing in view
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,7 +52,7 @@ class Quality:
     blurred: bool = False
 
 
-def quality_of(images: Sequence[dict[str, Any]]) -> Quality:
+def quality_of(images: Sequence[Mapping[str, Any]]) -> Quality:
     """Read `{blur, brightness, scene_change}` dicts per frame (the /enrich `image` shape)."""
     scene = any(bool(img.get("scene_change")) for img in images)
     dark = any(_num(img.get("brightness"), 1.0) < 0.08 for img in images)

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +125,7 @@ class LLMBackend(ABC):
         """Tokens `text` costs in a prompt (exact in-process, an upper estimate remotely)."""
 
     @abstractmethod
-    def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """Generate, yielding text as it comes; closing the iterator stops generation."""
 
     async def generate(self, request: GenerationRequest) -> Completion:
@@ -141,16 +141,10 @@ class LLMBackend(ABC):
                 if delta.usage is not None:
                     usage = delta.usage
         finally:
-            await _aclose(stream)
+            await stream.aclose()
         return Completion(
             "".join(pieces), finish, usage, self.model_id, time.perf_counter() - started
         )
-
-
-async def _aclose(stream: AsyncIterator[Delta]) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        await close()
 
 
 # --- in-process llama.cpp ------------------------------------------------------------------
@@ -326,7 +320,7 @@ class LlamaCppLLM(LLMBackend):
             return _estimate_tokens(text)
         return len(context.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         executor = self._executor
         if executor is None:
             raise LLMError("LLM is not loaded")
@@ -404,21 +398,24 @@ class LlamaCppLLM(LLMBackend):
             stop=stop,
             seed=request.seed,
             grammar=grammar,
+            # Checked after every token, also while llama-cpp holds back an incomplete
+            # character: a caller that went away stops the generation at once.
+            stopping_criteria=llama_cpp.StoppingCriteriaList([lambda *_: job.cancel.is_set()]),
             stream=True,
         )
         finish: str | None = None
         pieces: list[str] = []
         try:
             for chunk in chunks:
-                if job.cancel.is_set():
-                    raise _Stop
                 choice = chunk["choices"][0]
                 finish = choice.get("finish_reason") or finish
                 if choice["text"]:
                     pieces.append(choice["text"])
                     yield Delta(choice["text"])
         finally:
-            chunks.close()  # stops llama.cpp at once when the caller has gone
+            chunks.close()
+        if job.cancel.is_set():
+            raise _Stop
         # llama.cpp counts what it really evaluated: the prompt minus the cached prefix (a fully
         # cached prompt still replays its last token).
         evaluated = int(llama_cpp.llama_perf_context(context.ctx).n_p_eval)
@@ -577,7 +574,7 @@ class RemoteLLM(LLMBackend):
         body["prompt"] = request.prompt
         return "/v1/completions", body
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         path, body = self._body(request)
         timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(self.timeout, 10))
         finish: str | None = None

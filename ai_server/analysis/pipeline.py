@@ -1,0 +1,257 @@
+"""The /analyze pipeline: one security event in, objects + description + risk out.
+
+Stages, each timed (`timings_ms`) and reported (`models`):
+  detect    the detector, through the shared batcher, when the client sent no detections
+  enrich    per-object attributes and image quality from the enrichment model (optional)
+  describe  a Florence-2 caption of the key frame (optional)
+  risk      the LLM with a schema-constrained answer (optional), else the rule-based scorer
+
+Optional stages run only when the request leaves them on (`metadata.options`) and the model is
+part of this server; a stage whose model is missing or fails is skipped and reported, and the
+event is still scored. The LLM stage falls back to the rules on any failure, including its
+time limit, so /analyze always answers with a risk assessment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from PIL import Image
+
+from ..models.detector import Detection
+from ..models.llm import GenerationRequest, LLMBackend, LLMError
+from ..models.vlm import DescribeRequest, Florence
+from ..runtime.batcher import QueueFullError
+from ..runtime.registry import ModelRegistry, ModelUnavailableError
+from . import risk, rules
+from .event import BBox, EventMetadata, EventObject
+from .prompts import EventFacts, build_prompt
+
+_LOGGER = logging.getLogger(__name__)
+
+DetectFn = Callable[[Image.Image], Awaitable[list[Detection]]]
+# Low temperature: risk scores should not wander between two runs of one event.
+RISK_TEMPERATURE = 0.1
+
+
+# One frame and its objects -> attributes per object (same order) and the frame's quality
+# (`{blur, brightness, dark, blurry, scene_change?}`): the /enrich contract, from issue 3's zoo.
+EnrichFn = Callable[
+    [Image.Image, Sequence[EventObject]], Awaitable[tuple[list[dict[str, Any]], dict[str, Any]]]
+]
+DescribeFn = Callable[[Image.Image], Awaitable[str]]
+
+
+def florence_caption(registry: ModelRegistry) -> DescribeFn:
+    """A caption of one image by the registry's Florence-2 model."""
+
+    async def describe(image: Image.Image) -> str:
+        async with registry.use("florence", Florence) as model:
+            answers = await asyncio.to_thread(model.describe, [DescribeRequest(image, "caption")])
+        return " ".join(str(answers[0]).split())
+
+    return describe
+
+
+@dataclass
+class Analysis:
+    objects: list[EventObject]
+    description: str | None
+    assessment: risk.RiskAssessment
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "objects": [obj.as_dict() for obj in self.objects],
+            "description": self.description,
+            "risk": self.assessment.as_dict(),
+            "timings_ms": self.timings_ms,
+            "models": self.models,
+        }
+
+
+class Pipeline:
+    """Runs the stages for one event; shared by every request of one app (holds no state)."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        detect: DetectFn,
+        *,
+        llm_timeout: float,
+        enrich: EnrichFn | None = None,
+        describe: DescribeFn | None = None,
+    ) -> None:
+        self.registry = registry
+        self.detect = detect
+        self.llm_timeout = llm_timeout
+        self.enrich = enrich
+        self.describe = describe
+
+    async def analyze(self, images: Sequence[Image.Image], metadata: EventMetadata) -> Analysis:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        models: dict[str, dict[str, Any]] = {}
+
+        stage = time.perf_counter()
+        if metadata.detections is None:
+            objects = await self._detect(images)
+            models["detector"] = {"status": "used"}
+            timings["detect"] = _ms(stage)
+        else:
+            objects = [obj for frame in metadata.detections for obj in frame]
+            models["detector"] = {"status": "skipped", "reason": "detections sent by the client"}
+
+        quality: list[dict[str, Any]] = []
+        if metadata.options.enrich:
+            stage = time.perf_counter()
+            objects, quality, models["enrich"] = await self._enrich(images, objects)
+            timings["enrich"] = _ms(stage)
+        else:
+            models["enrich"] = {"status": "off"}
+
+        description: str | None = None
+        captions: dict[int, str] = {}
+        if metadata.options.describe:
+            stage = time.perf_counter()
+            key = key_frame(objects, len(images))
+            description, models["florence"] = await self._describe(images[key])
+            if description:
+                captions[key] = description
+            timings["describe"] = _ms(stage)
+        else:
+            models["florence"] = {"status": "off"}
+
+        stage = time.perf_counter()
+        facts = EventFacts(metadata, objects, len(images), captions, quality)
+        assessment, models["llm"] = await self._risk(facts)
+        timings["risk"] = _ms(stage)
+        timings["total"] = _ms(started)
+        return Analysis(objects, description, assessment, timings, models)
+
+    # --- stages ------------------------------------------------------------------------------
+
+    async def _detect(self, images: Sequence[Image.Image]) -> list[EventObject]:
+        found = await asyncio.gather(*(self.detect(image) for image in images))
+        return [
+            EventObject(d.label, d.confidence, index, BBox(d.x, d.y, d.width, d.height))
+            for index, detections in enumerate(found)
+            for d in detections
+        ]
+
+    async def _enrich(
+        self, images: Sequence[Image.Image], objects: list[EventObject]
+    ) -> tuple[list[EventObject], list[dict[str, Any]], dict[str, Any]]:
+        if self.enrich is None:
+            return objects, [], {"status": "unavailable", "reason": "not part of this server"}
+        enrich = self.enrich
+        by_frame = [[obj for obj in objects if obj.frame == i] for i in range(len(images))]
+        try:
+            answers = await asyncio.gather(
+                *(enrich(image, mine) for image, mine in zip(images, by_frame, strict=True))
+            )
+        except (ModelUnavailableError, QueueFullError) as err:
+            return objects, [], {"status": "unavailable", "reason": str(err)}
+        except Exception as err:
+            _LOGGER.warning("enrichment failed, continuing without: %s", err)
+            return objects, [], {"status": "error", "reason": f"{type(err).__name__}: {err}"}
+        enriched = [
+            replace(obj, attributes={**obj.attributes, **attributes})
+            for mine, (found, _) in zip(by_frame, answers, strict=True)
+            for obj, attributes in zip(mine, found, strict=True)
+        ]
+        return enriched, [dict(quality) for _, quality in answers], {"status": "used"}
+
+    async def _describe(self, image: Image.Image) -> tuple[str | None, dict[str, Any]]:
+        if self.describe is None:
+            return None, {"status": "unavailable", "reason": "not part of this server"}
+        try:
+            text = await self.describe(image)
+        except (ModelUnavailableError, QueueFullError) as err:
+            return None, {"status": "unavailable", "reason": str(err)}
+        except Exception as err:
+            _LOGGER.warning("caption failed, continuing without: %s", err)
+            return None, {"status": "error", "reason": f"{type(err).__name__}: {err}"}
+        return text or None, {"status": "used"}
+
+    async def _risk(self, facts: EventFacts) -> tuple[risk.RiskAssessment, dict[str, Any]]:
+        quality = rules.quality_of(facts.image_quality)
+
+        def fallback(status: str, reason: str) -> tuple[risk.RiskAssessment, dict[str, Any]]:
+            return rules.score(facts.objects, facts.metadata, quality), {
+                "status": status,
+                "reason": reason,
+            }
+
+        if not facts.metadata.options.llm:
+            return fallback("off", "turned off by the request")
+        if "llm" not in self.registry.names:
+            return fallback("unavailable", "no LLM configured")
+        try:
+            async with self.registry.use("llm", LLMBackend) as backend:  # type: ignore[type-abstract]
+                return await self._llm(facts, backend, fallback)
+        except ModelUnavailableError as err:
+            return fallback("unavailable", str(err))
+
+    async def _llm(
+        self,
+        facts: EventFacts,
+        backend: LLMBackend,
+        fallback: Callable[[str, str], tuple[risk.RiskAssessment, dict[str, Any]]],
+    ) -> tuple[risk.RiskAssessment, dict[str, Any]]:
+        prompt = build_prompt(
+            facts,
+            count_tokens=backend.count_tokens,
+            context_size=backend.context_size,
+            answer_tokens=risk.RISK_MAX_TOKENS,
+        )
+        request = GenerationRequest(
+            messages=prompt.messages,
+            max_tokens=risk.RISK_MAX_TOKENS,
+            temperature=RISK_TEMPERATURE,
+            json_schema=risk.RISK_SCHEMA,
+        )
+        try:
+            async with asyncio.timeout(self.llm_timeout):
+                completion = await backend.generate(request)
+        except TimeoutError:
+            return fallback("timeout", f"the LLM took longer than {self.llm_timeout:g} s")
+        except (LLMError, QueueFullError) as err:
+            return fallback("error", str(err))
+        report: dict[str, Any] = {
+            "model": completion.model,
+            "prompt_tokens": completion.usage.prompt_tokens,
+            "prompt_tokens_evaluated": completion.usage.prompt_tokens_evaluated,
+            "completion_tokens": completion.usage.completion_tokens,
+            "prompt_tiers": prompt.tiers,
+        }
+        try:
+            assessment = risk.parse_llm_output(
+                completion.text, entities=rules.entities(facts.objects)
+            )
+        except risk.RiskParseError as err:
+            _LOGGER.warning("LLM answer unusable (%s); scoring by rules", err)
+            result, status = fallback("invalid_output", f"LLM answer unusable: {err}")
+            return result, {**report, **status}
+        return assessment, {"status": "used", **report}
+
+
+def key_frame(objects: Sequence[EventObject], frames: int) -> int:
+    """The frame that shows most: most objects, then the most confident; else the middle one."""
+    if not objects:
+        return frames // 2
+    score: dict[int, tuple[int, float]] = {}
+    for obj in objects:
+        count, best = score.get(obj.frame, (0, 0.0))
+        score[obj.frame] = (count + 1, max(best, obj.confidence))
+    return max(sorted(score), key=lambda frame: score[frame])
+
+
+def _ms(since: float) -> float:
+    return round(1000 * (time.perf_counter() - since), 2)
