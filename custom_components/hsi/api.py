@@ -40,12 +40,20 @@ class HsiInvalidResponseError(HsiError):
 class HsiResponseError(HsiError):
     """The server answered with an error document."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        """Keep the HTTP status and the server's error code."""
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: float | None = None
+    ) -> None:
+        """Keep the HTTP status, the server's error code and its Retry-After (seconds)."""
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        """Busy or still loading (503, 429): the same request may succeed a moment later."""
+        return self.status in (429, 503)
 
 
 class HsiNotSupportedError(HsiResponseError):
@@ -430,6 +438,7 @@ class HsiClient:
             ) as response:
                 body = await response.read()
                 status = response.status
+                retry_after = _float(response.headers.get("Retry-After"), -1.0)
         except TimeoutError as err:
             raise HsiConnectionError(f"Timeout talking to {self.url}") from err
         except aiohttp.ClientError as err:
@@ -452,7 +461,7 @@ class HsiClient:
                 raise HsiAuthError(message or "Invalid API key")
             if status in (404, 405):
                 raise HsiNotSupportedError(status, code, message or f"{path} not supported")
-            raise HsiResponseError(status, code, message)
+            raise HsiResponseError(status, code, message, retry_after if retry_after >= 0 else None)
         return payload
 
     @staticmethod

@@ -37,6 +37,7 @@ from .api import (
     HsiAuthError,
     HsiError,
     HsiNotSupportedError,
+    HsiResponseError,
     RiskAssessment,
 )
 from .const import DOMAIN, EVENT_DETECTION, EVENT_SECURITY, LOGGER, OBJECT_GROUPS, RISK_LEVELS
@@ -243,10 +244,18 @@ class CameraPipeline:
         return image.content
 
     async def _async_detect(self, image: bytes) -> DetectResult:
-        async with self.runtime.semaphore:
-            return await self.runtime.client.detect(
-                image, confidence=self.settings.confidence, embed=True
-            )
+        """/detect with embeddings; a busy server is asked again after its Retry-After."""
+        for attempt in range(const.DETECT_ATTEMPTS):
+            try:
+                async with self.runtime.semaphore:
+                    return await self.runtime.client.detect(
+                        image, confidence=self.settings.confidence, embed=True
+                    )
+            except HsiResponseError as err:
+                if not err.transient or attempt + 1 == const.DETECT_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(err.retry_after or 1.0, const.MAX_RETRY_AFTER))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _server_failed(self, err: HsiError) -> None:
         if isinstance(err, HsiAuthError):
@@ -454,6 +463,12 @@ class CameraPipeline:
                 reason = str(err)
                 if isinstance(err, HsiAuthError):
                     self._server_failed(err)
+                    return None, reason
+                if isinstance(err, HsiResponseError) and err.status < 500 and not err.transient:
+                    # The server refused this event (422): the same request would fail again.
+                    LOGGER.warning(
+                        "HSI server refused the event of %s: %s", self.settings.name, err
+                    )
                     return None, reason
                 LOGGER.debug(
                     "Analyze attempt %s for %s failed: %s", attempt + 1, self.settings.name, err

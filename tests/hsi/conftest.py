@@ -64,6 +64,7 @@ def fast_pipeline() -> Iterator[None]:
     with (
         patch.object(const, "DEFAULT_BURST_SPACING", 0),
         patch.object(const, "ANALYZE_RETRY_DELAY", 0),
+        patch.object(const, "MAX_RETRY_AFTER", 0),
     ):
         yield
 
@@ -134,6 +135,7 @@ class FakeServer:
     down: bool = False
     detections: list[list[dict[str, Any]]] = field(default_factory=list)
     default_detections: list[dict[str, Any]] = field(default_factory=list)
+    detect_busy: int = 0  # answer 503 queue_full (Retry-After: 1) this many times first
     analyze_status: int = 200
     analyze_failures: int = 0  # answer 503 this many times first
     analyze_risk: dict[str, Any] | None = None
@@ -173,6 +175,11 @@ class FakeServer:
         body = await request.read()
         if not body:
             return self.error(400, "no_image")
+        if self.detect_busy > 0:
+            self.detect_busy -= 1
+            response = self.error(503, "queue_full")
+            response.headers["Retry-After"] = "1"
+            return response
         found = self.detections.pop(0) if self.detections else self.default_detections
         if request.query.get("embed") != "1":
             found = [{k: v for k, v in d.items() if k != "embedding"} for d in found]

@@ -142,6 +142,20 @@ async def test_error_document_is_kept(
     assert caught.value.status == 413
     assert caught.value.code == "too_large"
     assert caught.value.message == "image too large"
+    assert caught.value.retry_after is None
+    assert not caught.value.transient
+
+    aioclient_mock.clear_requests()
+    aioclient_mock.post(
+        f"{URL}/detect",
+        status=503,
+        json={"error": {"code": "queue_full", "message": "clip queue is full"}},
+        headers={"Retry-After": "2"},
+    )
+    with pytest.raises(HsiResponseError) as caught:
+        await client(hass).detect(jpeg())
+    assert caught.value.retry_after == 2.0
+    assert caught.value.transient
 
 
 async def test_bad_shapes(hass: HomeAssistant, aioclient_mock: AiohttpClientMocker) -> None:

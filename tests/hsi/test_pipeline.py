@@ -205,6 +205,34 @@ async def test_analyze_retried(
     assert len(fake_server.analyze_calls) == 3
     assert security[0].data["source"] == "llm"
 
+    fake_server.analyze_status = 422  # refused: asking again would not help
+    fake_server.detections = [[detection("person", 0.7)]]
+    await motion(hass)
+    await advance(hass, freezer, 6)
+    assert len(fake_server.analyze_calls) == 4
+    assert security[1].data["source"] == "rules"
+
+
+async def test_busy_detector_retried(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """503 queue_full on /detect: the frame is sent again after Retry-After (bounded)."""
+    detections = async_capture_events(hass, EVENT_DETECTION)
+    fake_server.detect_busy = 2
+    fake_server.detections = [[detection("person", 0.7)]]
+    await motion(hass)
+    assert fake_server.count("/detect") == 3
+    assert len(detections) == 1
+
+    fake_server.detect_busy = 3  # still busy after every try: this burst gives up
+    await motion(hass)
+    assert fake_server.count("/detect") == 6
+    assert len(detections) == 1
+    assert pipeline_of(setup_entry).batch_open  # the open event is kept
+
 
 async def test_server_down_mid_event(
     hass: HomeAssistant,
