@@ -8,15 +8,19 @@ enrichment zoo, and their routes (/embed, /describe, /enrich).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
+from PIL import Image
 
+from .analysis.event import EventObject
+from .analysis.pipeline import EnrichFn
 from .config import Settings
-from .keys import CLIP_BATCHER, ENRICHER, FLORENCE_BATCHER
+from .imaging import Box
+from .keys import ANALYZE_PIPELINE, CLIP_BATCHER, ENRICHER, FLORENCE_BATCHER
 from .metrics import Metrics
 from .models.clip import Clip, ClipItem, Vector
-from .models.enrich import Enricher, load_labels
+from .models.enrich import Enricher, EnrichObject, load_labels
 from .models.vlm import DescribeRequest, DescribeResult, Florence
 from .routes import describe, embed, enrich
 from .runtime.batcher import BatchStats, DynamicBatcher
@@ -44,7 +48,27 @@ def setup_vision(
     )
     for routes in (describe.routes, embed.routes, enrich.routes):
         app.add_routes(routes)
+    if ANALYZE_PIPELINE in app:
+        app[ANALYZE_PIPELINE].enrich = analysis_enricher(app[ENRICHER])
     app.cleanup_ctx.append(_lifecycle)
+
+
+def analysis_enricher(enricher: Enricher) -> EnrichFn:
+    """The zoo in the shape /analyze's pipeline calls: (frame, objects) -> (attributes, quality)."""
+
+    async def run(
+        image: Image.Image, objects: Sequence[EventObject]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        items = [
+            EnrichObject(
+                o.label, Box(o.bbox.x, o.bbox.y, o.bbox.width, o.bbox.height), o.confidence
+            )
+            for o in objects
+        ]
+        result = await enricher.enrich(image, items)
+        return [entry["attributes"] for entry in result.objects], result.image
+
+    return run
 
 
 def model_batcher(

@@ -279,3 +279,19 @@ async def test_enrich_takes_json_only(make_client: MakeClient) -> None:
                                  headers={"Content-Type": "image/jpeg"})  # fmt: skip
     assert response.status == 422
     assert "JSON body" in (await response.json())["error"]["message"]
+
+
+async def test_analyze_uses_the_zoo(make_client: MakeClient) -> None:
+    client = await make_client(preload=())
+    metadata = {
+        "camera": {"id": "cam1", "name": "Drive"},
+        "detections": [[EIGHT[0], EIGHT[2]]],
+        "options": {"enrich": True, "describe": False, "llm": False},
+    }
+    response = await client.post("/analyze", json={"frames_base64": [IMAGE], "metadata": metadata})
+    body = await response.json()
+    assert response.status == 200, body
+    assert body["models"]["enrich"]["status"] == "used"
+    by_class = {o["class"]: o["attributes"] for o in body["objects"]}
+    assert {"clothing", "carrying", "face_visible"} <= set(by_class["person"])
+    assert {"vehicle_type", "vehicle_color", "plate"} <= set(by_class["car"])
