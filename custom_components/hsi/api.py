@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-import json
 import time
 from typing import Any, Self
 
 import aiohttp
+import orjson
 from yarl import URL
 
 HEALTH_TIMEOUT = 10.0
@@ -108,7 +108,7 @@ class Detection:
             label=str(data["class"]),
             confidence=_float(data.get("confidence")),
             bbox=BoundingBox.from_dict(data.get("bbox") or {}),
-            embedding=tuple(float(v) for v in embedding) if embedding else None,
+            embedding=tuple(map(float, embedding)) if embedding else None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -322,7 +322,7 @@ class AnalyzedObject:
             frame=int(data.get("frame") or 0),
             bbox=BoundingBox.from_dict(data.get("bbox") or {}),
             attributes=dict(attributes) if isinstance(attributes, Mapping) else {},
-            embedding=tuple(float(v) for v in embedding) if embedding else None,
+            embedding=tuple(map(float, embedding)) if embedding else None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -445,8 +445,8 @@ class HsiClient:
             raise HsiConnectionError(f"Cannot reach {self.url}: {err}") from err
         self.last_latency_ms = (time.monotonic() - start) * 1000
         try:
-            payload = json.loads(body) if body else None
-        except ValueError as err:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError as err:
             if status < 400:
                 raise HsiInvalidResponseError(f"{path} did not answer JSON") from err
             payload = None
@@ -542,7 +542,9 @@ class HsiClient:
                 content_type=content_type,
             )
         form.add_field(
-            "metadata", json.dumps(metadata, default=str), content_type="application/json"
+            "metadata",
+            orjson.dumps(metadata, default=str).decode(),
+            content_type="application/json",
         )
         payload = await self._request("POST", "/analyze", timeout_s=ANALYZE_TIMEOUT, data=form)
         return self._parse(AnalysisResult.from_dict, payload, "/analyze")

@@ -43,8 +43,12 @@ class GalleryEntry:
     first_event: str | None = None
 
     def seen_since(self, since: datetime) -> int:
-        """How many sightings since a moment."""
-        return sum(1 for s in self.sightings if datetime.fromisoformat(s) >= since)
+        """How many sightings since a moment.
+
+        Sightings are UTC ISO strings, which sort like the moments they name: compare strings.
+        """
+        moment = dt_util.as_utc(since).isoformat()
+        return sum(1 for s in self.sightings if s >= moment)
 
 
 def _normalise(vector: Any) -> np.ndarray:
@@ -82,8 +86,10 @@ class Gallery:
     def _data(self) -> dict[str, Any]:
         return {"entries": [asdict(e) for e in self.entries.values()]}
 
-    def _schedule_save(self) -> None:
-        self._invalidate()
+    def _schedule_save(self, *, changed_entries: bool = True) -> None:
+        """Write a little later (one write for many sightings); new entries re-index."""
+        if changed_entries:
+            self._invalidate()
         self._store.async_delay_save(self._data, SAVE_DELAY)
 
     def _invalidate(self) -> None:
@@ -108,13 +114,16 @@ class Gallery:
             return None
         similarities = matrix @ query
         group = group_of(label)
+        expired = (dt_util.utcnow() - RECENT_TTL).isoformat()  # pruned on the next insert
         best: tuple[GalleryEntry, float] | None = None
         for index in np.argsort(-similarities):
             similarity = float(similarities[index])
             if similarity < self.threshold:
                 break
             candidate = self.entries[ids[index]]
-            if group_of(candidate.label) != group:
+            if group_of(candidate.label) != group or (
+                not candidate.enrolled and candidate.last_seen < expired
+            ):
                 continue
             if best is None or (candidate.enrolled and not best[0].enrolled):
                 best = (candidate, similarity)
@@ -151,8 +160,7 @@ class Gallery:
         if event_key is None or entry.last_event != event_key:
             entry.sightings = [*entry.sightings[-49:], now.isoformat()]
             entry.last_event = event_key
-        self._prune(now)
-        self._schedule_save()
+        self._schedule_save(changed_entries=False)  # same entries: the index stays valid
         if not entry.enrolled and event_key is not None and entry.first_event == event_key:
             return entry.entry_id, None
         return entry.entry_id, KnownMatch(
@@ -191,16 +199,17 @@ class Gallery:
         return len(doomed)
 
     def _prune(self, now: datetime) -> None:
+        """Drop expired recent entries, then the oldest beyond MAX_RECENT (on each insert)."""
         cutoff = (now - RECENT_TTL).isoformat()
         recent = [e for e in self.entries.values() if not e.enrolled]
         for entry in recent:
             if entry.last_seen < cutoff:
                 del self.entries[entry.entry_id]
-        recent = sorted(
-            (e for e in self.entries.values() if not e.enrolled), key=lambda e: e.last_seen
-        )
-        for entry in recent[: max(0, len(recent) - MAX_RECENT)]:
-            del self.entries[entry.entry_id]
+        recent = [e for e in recent if e.last_seen >= cutoff]
+        if len(recent) > MAX_RECENT:
+            recent.sort(key=lambda e: e.last_seen)
+            for entry in recent[: len(recent) - MAX_RECENT]:
+                del self.entries[entry.entry_id]
 
     @property
     def enrolled(self) -> list[GalleryEntry]:

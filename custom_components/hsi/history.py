@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import cache
 import io
 from typing import Any
 
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
@@ -23,18 +24,38 @@ MAX_SNAPSHOTS = 50
 COLOURS = {"person": "#ff3b30", "vehicle": "#0a84ff", "animal": "#34c759", "other": "#ffcc00"}
 
 
+@cache
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's default font, loaded once (loading it costs more than drawing a label)."""
+    return ImageFont.load_default()
+
+
+def _distinct(objects: Sequence[AnalyzedObject]) -> list[AnalyzedObject]:
+    """One object per class and box (the most confident): a duplicate draws the same pixels."""
+    best: dict[tuple[str, tuple[int, ...]], AnalyzedObject] = {}
+    for obj in objects:
+        box = obj.bbox
+        key = (obj.label, (round(box.x), round(box.y), round(box.width), round(box.height)))
+        if key not in best or obj.confidence > best[key].confidence:
+            best[key] = obj
+    return list(best.values())
+
+
 def annotate(image: bytes, objects: Sequence[AnalyzedObject]) -> bytes:
     """Draw boxes and labels on a snapshot (runs in the executor)."""
 
     try:
-        with Image.open(io.BytesIO(image)) as source:
-            picture = source.convert("RGB")
+        picture = Image.open(io.BytesIO(image))
+        picture.load()  # decode once; a broken picture fails here
     except (UnidentifiedImageError, OSError) as err:
         LOGGER.debug("Cannot annotate snapshot: %s", err)
         return image
+    if picture.mode != "RGB":  # camera JPEGs are RGB already: no copy for them
+        picture = picture.convert("RGB")
     draw = ImageDraw.Draw(picture)
+    draw.font = _font()
     width = max(2, picture.width // 320)
-    for obj in objects:
+    for obj in _distinct(objects):
         box = obj.bbox
         colour = COLOURS[group_of(obj.label)]
         x0, y0 = box.x, box.y
