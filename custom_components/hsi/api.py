@@ -247,6 +247,7 @@ class RiskAssessment:
     risk_factors: list[RiskFactor] = field(default_factory=list)
     recommended_action: str | None = None
     source: str = "llm"
+    flags: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -258,6 +259,7 @@ class RiskAssessment:
         risk_factors: list[RiskFactor] | None = None,
         recommended_action: str | None = None,
         source: str,
+        flags: list[dict[str, str]] | None = None,
     ) -> Self:
         """Clamp the score and derive the level from it."""
         clamped = max(0, min(100, round(score)))
@@ -269,6 +271,7 @@ class RiskAssessment:
             risk_factors=risk_factors or [],
             recommended_action=recommended_action,
             source=source,
+            flags=flags or [],
         )
 
     @classmethod
@@ -285,6 +288,11 @@ class RiskAssessment:
             ],
             recommended_action=data.get("recommended_action"),
             source=str(data.get("source") or "llm"),
+            flags=[
+                {key: str(flag.get(key, "")) for key in ("type", "description", "severity")}
+                for flag in data.get("flags") or []
+                if isinstance(flag, Mapping)
+            ],
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -297,6 +305,7 @@ class RiskAssessment:
             "risk_factors": [f.as_dict() for f in self.risk_factors],
             "recommended_action": self.recommended_action,
             "source": self.source,
+            "flags": self.flags,
         }
 
 

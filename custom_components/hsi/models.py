@@ -208,6 +208,7 @@ class SecurityEvent:
             "risk_factors": [f.as_dict() for f in self.risk.risk_factors],
             "recommended_action": self.risk.recommended_action,
             "source": self.risk.source,
+            "flags": self.risk.flags,
             "description": self.description,
             "objects": [o.as_dict() for o in self.objects],
             "counts": self.counts,
@@ -249,6 +250,7 @@ class SecurityEvent:
                 risk_factors=[RiskFactor.from_dict(f) for f in data.get("risk_factors", [])],
                 recommended_action=data.get("recommended_action"),
                 source=data.get("source", "rules"),
+                flags=data.get("flags"),
             ),
             description=data.get("description"),
             known_matches=[

@@ -216,6 +216,7 @@ class FakeServer:
             "risk_factors": [{"factor": "person", "contribution": 40, "description": "person"}],
             "recommended_action": "Check the camera",
             "source": "llm",
+            "flags": [{"type": "night", "description": "after dark", "severity": "warning"}],
         }
         return web.json_response(
             {

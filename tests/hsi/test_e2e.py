@@ -165,6 +165,7 @@ async def test_real_pipeline_end_to_end(
     assert stored.server_timings_ms["total"] > 0
     assert event["source"] in ("llm", "rules")
     assert "Server analysis unavailable" not in event["reasoning"]
+    assert all(set(flag) == {"type", "description", "severity"} for flag in event["flags"])
     assert hass.states.get("sensor.front_door_risk_level").state == event["risk_level"]
     assert hass.states.get("sensor.front_door_risk_score").state == str(event["risk_score"])
     assert real_entry.runtime_data.history.snapshots[event["event_id"]][:2] == b"\xff\xd8"

@@ -87,6 +87,7 @@ async def test_motion_to_security_event(
     assert event["risk_score"] == 72
     assert event["risk_level"] == "high"
     assert event["source"] == "llm"
+    assert event["flags"] == [{"type": "night", "description": "after dark", "severity": "warning"}]
     assert event["description"] == "A person in a dark jacket at the front door."
     assert event["preliminary"] is False
     assert event["update"] is False
