@@ -14,8 +14,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import HsiServerCoordinator
-from .entity import HsiCameraEntity, HsiServerEntity
+from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities
 from .models import HsiConfigEntry
 from .pipeline import CameraPipeline
 
@@ -47,6 +46,13 @@ CAMERA_BINARY_SENSORS: tuple[HsiCameraBinarySensorDescription, ...] = (
     ),
 )
 
+CONNECTIVITY = BinarySensorEntityDescription(
+    key="connectivity",
+    translation_key="connectivity",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
@@ -54,25 +60,16 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Server connectivity, then each camera's binary sensors."""
-    runtime = entry.runtime_data
-    async_add_entities([HsiConnectivitySensor(runtime.coordinator, "connectivity")])
-    for camera_id, pipeline in runtime.pipelines.items():
-        async_add_entities(
-            (HsiCameraBinarySensor(pipeline, d) for d in CAMERA_BINARY_SENSORS),
-            config_subentry_id=camera_id,
-        )
+    async_add_entities([HsiConnectivitySensor(entry.runtime_data.coordinator, CONNECTIVITY)])
+    async_add_camera_entities(
+        entry,
+        async_add_entities,
+        lambda p: (HsiCameraBinarySensor(p, d) for d in CAMERA_BINARY_SENSORS),
+    )
 
 
 class HsiConnectivitySensor(HsiServerEntity, BinarySensorEntity):
     """Whether the server answers and is healthy; never unavailable itself."""
-
-    _attr_device_class = BinarySensorDeviceClass.CONNECTIVITY
-    _attr_entity_category = EntityCategory.DIAGNOSTIC
-    _attr_translation_key = "connectivity"
-
-    def __init__(self, coordinator: HsiServerCoordinator, key: str) -> None:
-        """Bind to the server."""
-        super().__init__(coordinator, key)
 
     @property
     def available(self) -> bool:
@@ -98,13 +95,6 @@ class HsiCameraBinarySensor(HsiCameraEntity, BinarySensorEntity):
     """A binary sensor of one camera."""
 
     entity_description: HsiCameraBinarySensorDescription
-
-    def __init__(
-        self, pipeline: CameraPipeline, description: HsiCameraBinarySensorDescription
-    ) -> None:
-        """Bind a description."""
-        super().__init__(pipeline, description.key)
-        self.entity_description = description
 
     @property
     def is_on(self) -> bool:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from homeassistant.components.button import ButtonEntity
+from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import HsiCameraEntity
+from .entity import HsiCameraEntity, async_add_camera_entities
 from .models import HsiConfigEntry
 
 PARALLEL_UPDATES = 1
+ANALYZE = ButtonEntityDescription(key="analyze", translation_key="analyze")
 
 
 async def async_setup_entry(
@@ -18,14 +19,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One button per camera."""
-    for camera_id, pipeline in entry.runtime_data.pipelines.items():
-        async_add_entities([HsiAnalyzeButton(pipeline, "analyze")], config_subentry_id=camera_id)
+    async_add_camera_entities(entry, async_add_entities, lambda p: [HsiAnalyzeButton(p, ANALYZE)])
 
 
 class HsiAnalyzeButton(HsiCameraEntity, ButtonEntity):
     """Take a snapshot and analyse it as one event."""
-
-    _attr_translation_key = "analyze"
 
     async def async_press(self) -> None:
         """Run a one-shot analysis."""

@@ -54,21 +54,15 @@ from .const import (
     CONF_TRIGGER,
     CONF_VERIFY_SSL,
     CONF_ZONES,
-    DEFAULT_BATCH_WINDOW,
     DEFAULT_BURST_FRAMES,
     DEFAULT_CLASSES,
     DEFAULT_CONFIDENCE,
-    DEFAULT_COOLDOWN,
-    DEFAULT_FAST_PATH_THRESHOLD,
-    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_INTERVAL,
-    DEFAULT_MATCH_THRESHOLD,
     DEFAULT_PORT,
-    DEFAULT_THREAT_HOLD,
-    DEFAULT_THREAT_THRESHOLD,
     DEFAULT_URL,
     DOMAIN,
     LOGGER,
+    OPTION_DEFAULTS,
     SUBENTRY_CAMERA,
 )
 
@@ -291,78 +285,32 @@ def _title(url: str) -> str:
     return f"HSI AI server ({parsed.host}:{parsed.port})"
 
 
-OPTION_FIELDS: list[tuple[str, Any, selector.Selector[Any]]] = [
-    (
-        CONF_BATCH_WINDOW,
-        DEFAULT_BATCH_WINDOW,
-        selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=5,
-                max=600,
-                step=1,
-                unit_of_measurement="s",
-                mode=selector.NumberSelectorMode.BOX,
-            )
-        ),
-    ),
-    (
-        CONF_IDLE_TIMEOUT,
-        DEFAULT_IDLE_TIMEOUT,
-        selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=1,
-                max=300,
-                step=1,
-                unit_of_measurement="s",
-                mode=selector.NumberSelectorMode.BOX,
-            )
-        ),
-    ),
-    (
-        CONF_FAST_PATH_THRESHOLD,
-        DEFAULT_FAST_PATH_THRESHOLD,
-        selector.NumberSelector(selector.NumberSelectorConfig(min=0.5, max=1.0, step=0.01)),
-    ),
-    (
-        CONF_COOLDOWN,
-        DEFAULT_COOLDOWN,
-        selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=0,
-                max=3600,
-                step=1,
-                unit_of_measurement="s",
-                mode=selector.NumberSelectorMode.BOX,
-            )
-        ),
-    ),
-    (CONF_ENRICH, True, selector.BooleanSelector()),
-    (CONF_DESCRIBE, True, selector.BooleanSelector()),
-    (CONF_LLM, True, selector.BooleanSelector()),
-    (
-        CONF_MATCH_THRESHOLD,
-        DEFAULT_MATCH_THRESHOLD,
-        selector.NumberSelector(selector.NumberSelectorConfig(min=0.5, max=0.99, step=0.01)),
-    ),
-    (
-        CONF_THREAT_THRESHOLD,
-        DEFAULT_THREAT_THRESHOLD,
-        selector.NumberSelector(selector.NumberSelectorConfig(min=0, max=100, step=1)),
-    ),
-    (
-        CONF_THREAT_HOLD,
-        DEFAULT_THREAT_HOLD,
-        selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=0,
-                max=3600,
-                step=1,
-                unit_of_measurement="s",
-                mode=selector.NumberSelectorMode.BOX,
-            )
-        ),
-    ),
-]
+def _seconds(low: int, high: int) -> selector.NumberSelector:
+    """A duration field in whole seconds."""
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=low, max=high, step=1, unit_of_measurement="s", mode=selector.NumberSelectorMode.BOX
+        )
+    )
+
+
+def _slider(low: float, high: float, step: float) -> selector.NumberSelector:
+    return selector.NumberSelector(selector.NumberSelectorConfig(min=low, max=high, step=step))
+
+
+# Options with a default (const.OPTION_DEFAULTS) and how the form asks for them.
+OPTION_FIELDS: dict[str, selector.Selector[Any]] = {
+    CONF_BATCH_WINDOW: _seconds(5, 600),
+    CONF_IDLE_TIMEOUT: _seconds(1, 300),
+    CONF_FAST_PATH_THRESHOLD: _slider(0.5, 1.0, 0.01),
+    CONF_COOLDOWN: _seconds(0, 3600),
+    CONF_ENRICH: selector.BooleanSelector(),
+    CONF_DESCRIBE: selector.BooleanSelector(),
+    CONF_LLM: selector.BooleanSelector(),
+    CONF_MATCH_THRESHOLD: _slider(0.5, 0.99, 0.01),
+    CONF_THREAT_THRESHOLD: _slider(0, 100, 1),
+    CONF_THREAT_HOLD: _seconds(0, 3600),
+}
 
 
 class HsiOptionsFlow(OptionsFlow):
@@ -378,8 +326,8 @@ class HsiOptionsFlow(OptionsFlow):
                 return self.async_create_entry(data=user_input)
         current = user_input or self.config_entry.options
         fields: dict[Any, Any] = {
-            vol.Required(key, default=current.get(key, default)): sel
-            for key, default, sel in OPTION_FIELDS
+            vol.Required(key, default=current.get(key, OPTION_DEFAULTS[key])): field
+            for key, field in OPTION_FIELDS.items()
         }
         fields[
             vol.Optional(
@@ -415,15 +363,7 @@ def _camera_schema(defaults: Mapping[str, Any], *, include_camera: bool) -> vol.
             ),
             vol.Required(
                 CONF_INTERVAL, default=defaults.get(CONF_INTERVAL, DEFAULT_INTERVAL)
-            ): selector.NumberSelector(
-                selector.NumberSelectorConfig(
-                    min=0,
-                    max=3600,
-                    step=1,
-                    unit_of_measurement="s",
-                    mode=selector.NumberSelectorMode.BOX,
-                )
-            ),
+            ): _seconds(0, 3600),
             vol.Optional(
                 CONF_DESCRIPTION, default=defaults.get(CONF_DESCRIPTION, "")
             ): selector.TextSelector(selector.TextSelectorConfig(multiline=True)),
@@ -439,9 +379,7 @@ def _camera_schema(defaults: Mapping[str, Any], *, include_camera: bool) -> vol.
             ),
             vol.Required(
                 CONF_CONFIDENCE, default=defaults.get(CONF_CONFIDENCE, DEFAULT_CONFIDENCE)
-            ): selector.NumberSelector(
-                selector.NumberSelectorConfig(min=0.05, max=0.95, step=0.05)
-            ),
+            ): _slider(0.05, 0.95, 0.05),
             vol.Required(
                 CONF_BURST_FRAMES, default=defaults.get(CONF_BURST_FRAMES, DEFAULT_BURST_FRAMES)
             ): selector.NumberSelector(

@@ -58,6 +58,22 @@ DEFAULT_MATCH_THRESHOLD: Final = 0.85
 DEFAULT_THREAT_THRESHOLD: Final = 60
 DEFAULT_THREAT_HOLD: Final = 120
 
+# Every option with its default: read by the options flow and by PipelineOptions alike.
+OPTION_DEFAULTS: Final[dict[str, float | bool | str | None]] = {
+    CONF_BATCH_WINDOW: DEFAULT_BATCH_WINDOW,
+    CONF_IDLE_TIMEOUT: DEFAULT_IDLE_TIMEOUT,
+    CONF_FAST_PATH_THRESHOLD: DEFAULT_FAST_PATH_THRESHOLD,
+    CONF_COOLDOWN: DEFAULT_COOLDOWN,
+    CONF_ENRICH: True,
+    CONF_DESCRIBE: True,
+    CONF_LLM: True,
+    CONF_MATCH_THRESHOLD: DEFAULT_MATCH_THRESHOLD,
+    CONF_THREAT_THRESHOLD: DEFAULT_THREAT_THRESHOLD,
+    CONF_THREAT_HOLD: DEFAULT_THREAT_HOLD,
+    CONF_HOME_MODE_ENTITY: None,
+    CONF_NOTIFY_SERVICE: None,
+}
+
 PERSON_CLASSES: Final = frozenset({"person"})
 VEHICLE_CLASSES: Final = frozenset(
     {"car", "truck", "bus", "motorcycle", "bicycle", "train", "boat", "airplane"}

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import HsiServerCoordinator
+from .models import HsiConfigEntry
 from .pipeline import SIGNAL_UPDATE, CameraPipeline
+
+
+@callback
+def async_add_camera_entities(
+    entry: HsiConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities: Callable[[CameraPipeline], Iterable[Entity]],
+) -> None:
+    """Add each camera's entities under its config subentry (and so its device)."""
+    for camera_id, pipeline in entry.runtime_data.pipelines.items():
+        async_add_entities(entities(pipeline), config_subentry_id=camera_id)
 
 
 class HsiServerEntity(CoordinatorEntity[HsiServerCoordinator]):
@@ -17,11 +33,12 @@ class HsiServerEntity(CoordinatorEntity[HsiServerCoordinator]):
 
     _attr_has_entity_name = True
 
-    def __init__(self, coordinator: HsiServerCoordinator, key: str) -> None:
+    def __init__(self, coordinator: HsiServerCoordinator, description: EntityDescription) -> None:
         """Attach to the server device."""
         super().__init__(coordinator)
+        self.entity_description = description
         entry = coordinator.config_entry
-        self._attr_unique_id = f"{entry.entry_id}_{key}"
+        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
         health = coordinator.data.health if coordinator.data else None
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, entry.entry_id)},
@@ -39,12 +56,13 @@ class HsiCameraEntity(CoordinatorEntity[HsiServerCoordinator]):
 
     _attr_has_entity_name = True
 
-    def __init__(self, pipeline: CameraPipeline, key: str) -> None:
+    def __init__(self, pipeline: CameraPipeline, description: EntityDescription) -> None:
         """Attach to the camera's device."""
         super().__init__(pipeline.runtime.coordinator)
+        self.entity_description = description
         self.pipeline = pipeline
         settings = pipeline.settings
-        self._attr_unique_id = f"{settings.camera_id}_{key}"
+        self._attr_unique_id = f"{settings.camera_id}_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, settings.camera_id)},
             name=settings.name,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from homeassistant.components.event import EventEntity
+from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import RISK_LEVELS
-from .entity import HsiCameraEntity
+from .entity import HsiCameraEntity, async_add_camera_entities
 from .models import HsiConfigEntry, SecurityEvent
 from .pipeline import SIGNAL_EVENT
 
 PARALLEL_UPDATES = 0
+SECURITY_EVENT = EventEntityDescription(
+    key="security_event", translation_key="security_event", event_types=RISK_LEVELS
+)
 
 
 async def async_setup_entry(
@@ -21,17 +24,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One event entity per camera."""
-    for camera_id, pipeline in entry.runtime_data.pipelines.items():
-        async_add_entities(
-            [HsiSecurityEventEntity(pipeline, "security_event")], config_subentry_id=camera_id
-        )
+    async_add_camera_entities(
+        entry, async_add_entities, lambda p: [HsiSecurityEventEntity(p, SECURITY_EVENT)]
+    )
 
 
 class HsiSecurityEventEntity(HsiCameraEntity, EventEntity):
     """Fires low / medium / high / critical."""
-
-    _attr_translation_key = "security_event"
-    _attr_event_types = RISK_LEVELS
 
     async def async_added_to_hass(self) -> None:
         """Listen for the camera's security events."""

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from homeassistant.components.image import ImageEntity
+from homeassistant.components.image import ImageEntity, ImageEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import HsiCameraEntity
+from .entity import HsiCameraEntity, async_add_camera_entities
 from .models import HsiConfigEntry
 from .pipeline import CameraPipeline
 
 PARALLEL_UPDATES = 0
+SNAPSHOT = ImageEntityDescription(key="snapshot", translation_key="snapshot")
 
 
 async def async_setup_entry(
@@ -19,19 +20,17 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One image per camera."""
-    for camera_id, pipeline in entry.runtime_data.pipelines.items():
-        async_add_entities([HsiSnapshotImage(hass, pipeline)], config_subentry_id=camera_id)
+    async_add_camera_entities(entry, async_add_entities, lambda p: [HsiSnapshotImage(hass, p)])
 
 
 class HsiSnapshotImage(HsiCameraEntity, ImageEntity):
     """Boxes and labels drawn on the key frame of the last event."""
 
-    _attr_translation_key = "snapshot"
     _attr_content_type = "image/jpeg"
 
     def __init__(self, hass: HomeAssistant, pipeline: CameraPipeline) -> None:
         """Bind to a camera."""
-        HsiCameraEntity.__init__(self, pipeline, "snapshot")
+        HsiCameraEntity.__init__(self, pipeline, SNAPSHOT)
         ImageEntity.__init__(self, hass)
         self._attr_image_last_updated = pipeline.last_snapshot_at
 

@@ -31,17 +31,11 @@ from .const import (
     CONF_THREAT_THRESHOLD,
     CONF_TRIGGER,
     CONF_ZONES,
-    DEFAULT_BATCH_WINDOW,
     DEFAULT_BURST_FRAMES,
     DEFAULT_CLASSES,
     DEFAULT_CONFIDENCE,
-    DEFAULT_COOLDOWN,
-    DEFAULT_FAST_PATH_THRESHOLD,
-    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_INTERVAL,
-    DEFAULT_MATCH_THRESHOLD,
-    DEFAULT_THREAT_HOLD,
-    DEFAULT_THREAT_THRESHOLD,
+    OPTION_DEFAULTS,
 )
 
 if TYPE_CHECKING:
@@ -86,40 +80,38 @@ class CameraSettings:
 
 @dataclass(frozen=True, slots=True)
 class PipelineOptions:
-    """Global behaviour (the entry's options)."""
+    """Global behaviour (the entry's options; defaults in const.OPTION_DEFAULTS)."""
 
-    batch_window: float = DEFAULT_BATCH_WINDOW
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
-    fast_path_threshold: float = DEFAULT_FAST_PATH_THRESHOLD
-    cooldown: float = DEFAULT_COOLDOWN
-    enrich: bool = True
-    describe: bool = True
-    llm: bool = True
-    home_mode_entity: str | None = None
-    match_threshold: float = DEFAULT_MATCH_THRESHOLD
-    threat_threshold: int = DEFAULT_THREAT_THRESHOLD
-    threat_hold: float = DEFAULT_THREAT_HOLD
-    notify_service: str | None = None
+    batch_window: float
+    idle_timeout: float
+    fast_path_threshold: float
+    cooldown: float
+    enrich: bool
+    describe: bool
+    llm: bool
+    home_mode_entity: str | None
+    match_threshold: float
+    threat_threshold: int
+    threat_hold: float
+    notify_service: str | None
 
     @classmethod
     def from_entry(cls, entry: ConfigEntry) -> Self:
         """Read the entry's options, with defaults."""
-        opts = entry.options
+        opts: dict[str, Any] = OPTION_DEFAULTS | dict(entry.options)
         return cls(
-            batch_window=float(opts.get(CONF_BATCH_WINDOW, DEFAULT_BATCH_WINDOW)),
-            idle_timeout=float(opts.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
-            fast_path_threshold=float(
-                opts.get(CONF_FAST_PATH_THRESHOLD, DEFAULT_FAST_PATH_THRESHOLD)
-            ),
-            cooldown=float(opts.get(CONF_COOLDOWN, DEFAULT_COOLDOWN)),
-            enrich=bool(opts.get(CONF_ENRICH, True)),
-            describe=bool(opts.get(CONF_DESCRIBE, True)),
-            llm=bool(opts.get(CONF_LLM, True)),
-            home_mode_entity=opts.get(CONF_HOME_MODE_ENTITY) or None,
-            match_threshold=float(opts.get(CONF_MATCH_THRESHOLD, DEFAULT_MATCH_THRESHOLD)),
-            threat_threshold=int(opts.get(CONF_THREAT_THRESHOLD, DEFAULT_THREAT_THRESHOLD)),
-            threat_hold=float(opts.get(CONF_THREAT_HOLD, DEFAULT_THREAT_HOLD)),
-            notify_service=opts.get(CONF_NOTIFY_SERVICE) or None,
+            batch_window=float(opts[CONF_BATCH_WINDOW]),
+            idle_timeout=float(opts[CONF_IDLE_TIMEOUT]),
+            fast_path_threshold=float(opts[CONF_FAST_PATH_THRESHOLD]),
+            cooldown=float(opts[CONF_COOLDOWN]),
+            enrich=bool(opts[CONF_ENRICH]),
+            describe=bool(opts[CONF_DESCRIBE]),
+            llm=bool(opts[CONF_LLM]),
+            home_mode_entity=opts[CONF_HOME_MODE_ENTITY] or None,
+            match_threshold=float(opts[CONF_MATCH_THRESHOLD]),
+            threat_threshold=int(opts[CONF_THREAT_THRESHOLD]),
+            threat_hold=float(opts[CONF_THREAT_HOLD]),
+            notify_service=opts[CONF_NOTIFY_SERVICE] or None,
         )
 
 

@@ -18,8 +18,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .const import RISK_LEVELS
-from .coordinator import HsiServerCoordinator, ServerStatus
-from .entity import HsiCameraEntity, HsiServerEntity
+from .coordinator import ServerStatus
+from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities
 from .models import HsiConfigEntry
 from .pipeline import CameraPipeline
 
@@ -128,28 +128,17 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Server sensors, then each camera's sensors under its subentry."""
-    runtime = entry.runtime_data
-    async_add_entities(
-        HsiServerSensor(runtime.coordinator, description) for description in SERVER_SENSORS
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities(HsiServerSensor(coordinator, d) for d in SERVER_SENSORS)
+    async_add_camera_entities(
+        entry, async_add_entities, lambda p: (HsiCameraSensor(p, d) for d in CAMERA_SENSORS)
     )
-    for camera_id, pipeline in runtime.pipelines.items():
-        async_add_entities(
-            (HsiCameraSensor(pipeline, description) for description in CAMERA_SENSORS),
-            config_subentry_id=camera_id,
-        )
 
 
 class HsiServerSensor(HsiServerEntity, SensorEntity):
     """A sensor of the AI server."""
 
     entity_description: HsiServerSensorDescription
-
-    def __init__(
-        self, coordinator: HsiServerCoordinator, description: HsiServerSensorDescription
-    ) -> None:
-        """Bind a description."""
-        super().__init__(coordinator, description.key)
-        self.entity_description = description
 
     @property
     def native_value(self) -> StateType:
@@ -166,11 +155,6 @@ class HsiCameraSensor(HsiCameraEntity, SensorEntity):
     """A sensor of one camera."""
 
     entity_description: HsiCameraSensorDescription
-
-    def __init__(self, pipeline: CameraPipeline, description: HsiCameraSensorDescription) -> None:
-        """Bind a description."""
-        super().__init__(pipeline, description.key)
-        self.entity_description = description
 
     @property
     def native_value(self) -> StateType:

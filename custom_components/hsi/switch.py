@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.components.switch import SwitchEntity
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.const import STATE_OFF, EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
 
-from .entity import HsiCameraEntity
+from .entity import HsiCameraEntity, async_add_camera_entities
 from .models import HsiConfigEntry
 
 PARALLEL_UPDATES = 0
+ANALYSIS = SwitchEntityDescription(
+    key="analysis", translation_key="analysis", entity_category=EntityCategory.CONFIG
+)
 
 
 async def async_setup_entry(
@@ -22,15 +25,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One switch per camera."""
-    for camera_id, pipeline in entry.runtime_data.pipelines.items():
-        async_add_entities([HsiAnalysisSwitch(pipeline, "analysis")], config_subentry_id=camera_id)
+    async_add_camera_entities(entry, async_add_entities, lambda p: [HsiAnalysisSwitch(p, ANALYSIS)])
 
 
 class HsiAnalysisSwitch(HsiCameraEntity, SwitchEntity, RestoreEntity):
     """Turns the camera's watching on and off."""
-
-    _attr_translation_key = "analysis"
-    _attr_entity_category = EntityCategory.CONFIG
 
     @property
     def available(self) -> bool:
