@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -72,11 +72,18 @@ def model_path(name: str, cache: Path) -> Path:
 
 
 def jpeg(size: str) -> tuple[bytes, Image.Image]:
+    """A camera-like frame: smooth background, a few solid shapes, sensor noise."""
     width, height = (int(v) for v in size.split("x"))
-    image = Image.effect_noise((width, height), 64).convert("RGB")
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for i in range(6):
+        x, y = (i * 97) % max(1, width - 120), (i * 61) % max(1, height - 160)
+        draw.rectangle((x, y, x + 80 + 10 * i, y + 140), fill=(40 * i % 255, 120, 200 - 30 * i))
+    noise = Image.effect_noise((width, height), 12).convert("RGB")
+    image = Image.blend(image, noise, 0.15)
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue(), image
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue(), Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
 def in_process(path: Path, args: argparse.Namespace, image: Image.Image) -> dict[int, float]:

@@ -50,6 +50,22 @@ async def test_concurrent_items_share_batches_and_get_their_own_results() -> Non
     assert [s.size for s in stats] == [len(b) for b in fn.batches]
 
 
+async def test_without_wait_requests_arriving_during_a_batch_form_the_next() -> None:
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    batcher = make(fn, max_batch_size=8, max_wait_ms=0)
+    first = asyncio.ensure_future(batcher.submit(0))
+    while not batcher._inflight:
+        await asyncio.sleep(0.005)  # the model is busy with item 0 alone
+    rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 6)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert await first == 0
+    assert [await r for r in rest] == [2, 4, 6, 8, 10]
+    await batcher.close()
+    assert fn.batches == [[0], [1, 2, 3, 4, 5]]
+
+
 async def test_lone_item_waits_at_most_max_wait() -> None:
     fn = Recorder()
     batcher = make(fn, max_wait_ms=30)
