@@ -24,6 +24,7 @@ from PIL import Image
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_capture_events,
     async_fire_time_changed,
 )
 import pytest_socket
@@ -41,11 +42,13 @@ from custom_components.hsi.const import (
     CONF_TRIGGER,
     CONF_VERIFY_SSL,
     DOMAIN,
+    EVENT_DETECTION,
+    EVENT_SECURITY,
     SUBENTRY_CAMERA,
 )
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import CONF_API_KEY, CONF_URL, STATE_OFF, STATE_ON, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.setup import async_setup_component
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +70,33 @@ def fast_pipeline() -> Iterator[None]:
         patch.object(const, "MAX_RETRY_AFTER", 0),
     ):
         yield
+
+
+async def action(hass: HomeAssistant, service: str, data: dict[str, Any]) -> Any:
+    """Call one of our actions and return its response."""
+    return await hass.services.async_call(
+        DOMAIN, service, data, blocking=True, return_response=True
+    )
+
+
+async def setup_integration(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
+    """Add and set up an entry; fail when it does not load."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+@pytest.fixture
+def security_events(hass: HomeAssistant) -> list[Event]:
+    """hsi_security_event bus events, as they are fired."""
+    return async_capture_events(hass, EVENT_SECURITY)
+
+
+@pytest.fixture
+def detection_events(hass: HomeAssistant) -> list[Event]:
+    """hsi_detection bus events, as they are fired."""
+    return async_capture_events(hass, EVENT_DETECTION)
 
 
 async def motion(hass: HomeAssistant) -> None:
@@ -335,11 +365,7 @@ async def setup_entry(
     hass: HomeAssistant, demo_camera: str, fake_server: FakeServer
 ) -> AsyncGenerator[MockConfigEntry]:
     """The integration loaded against the fake server with one camera."""
-    entry = make_entry(fake_server.url)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
+    return await setup_integration(hass, make_entry(fake_server.url))
 
 
 # The real server ---------------------------------------------------------------------------

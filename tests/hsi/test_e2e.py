@@ -34,11 +34,13 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from .conftest import (
     CAMERA,
     RealServer,
+    action,
     advance,
     camera_subentry,
     jpeg,
     make_entry,
     motion,
+    setup_integration,
 )
 
 
@@ -101,13 +103,13 @@ async def real_entry(
 ) -> AsyncGenerator[MockConfigEntry]:
     """The integration on the real server, watching the demo camera at a threshold the tiny
     detector's random weights reach."""
-    entry = make_entry(
-        real_server.url,
-        subentries=[camera_subentry(**{CONF_CONFIDENCE: 0.01})],
+    entry = await setup_integration(
+        hass,
+        make_entry(
+            real_server.url,
+            subentries=[camera_subentry(**{CONF_CONFIDENCE: 0.01})],
+        ),
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
     yield entry
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -180,24 +182,18 @@ async def test_real_reidentification_and_deduplication(
 ) -> None:
     """Enrol from the camera with real embeddings; the next event names the enrolled person (in
     the event and in /analyze's context); a second event of the same scene updates the first."""
-    entry = make_entry(
-        real_server.url,
-        subentries=[camera_subentry(**{CONF_CONFIDENCE: 0.01})],
-        options={CONF_LLM: False, CONF_DESCRIBE: False},  # the server's rules: deterministic
+    entry = await setup_integration(
+        hass,
+        make_entry(
+            real_server.url,
+            subentries=[camera_subentry(**{CONF_CONFIDENCE: 0.01})],
+            options={CONF_LLM: False, CONF_DESCRIBE: False},  # the server's rules: deterministic
+        ),
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
     security = async_capture_events(hass, EVENT_SECURITY)
     sent = record_analyze(entry)
 
-    enrolled = await hass.services.async_call(
-        DOMAIN,
-        "enroll",
-        {"name": "Alice", "entity_id": CAMERA},
-        blocking=True,
-        return_response=True,
-    )
+    enrolled = await action(hass, "enroll", {"name": "Alice", "entity_id": CAMERA})
     assert enrolled is not None
     gallery = entry.runtime_data.gallery
     (alice,) = gallery.enrolled

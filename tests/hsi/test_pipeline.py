@@ -7,7 +7,6 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_capture_events,
     async_mock_service,
 )
 
@@ -16,14 +15,12 @@ from custom_components.hsi.const import (
     CONF_INTERVAL,
     CONF_NOTIFY_SERVICE,
     DOMAIN,
-    EVENT_DETECTION,
-    EVENT_SECURITY,
 )
 from custom_components.hsi.coordinator import ISSUE_UNREACHABLE
 from custom_components.hsi.pipeline import CameraPipeline, time_of_day
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
@@ -34,6 +31,7 @@ from .conftest import (
     detection,
     make_entry,
     motion,
+    setup_integration,
     unit,
 )
 
@@ -59,10 +57,10 @@ async def test_motion_to_security_event(
     setup_entry: MockConfigEntry,
     fake_server: FakeServer,
     freezer: FrozenDateTimeFactory,
+    security_events: list[Event],
+    detection_events: list[Event],
 ) -> None:
     """Trigger → detect → batch → idle → analyze → entities, bus events, history."""
-    detections = async_capture_events(hass, EVENT_DETECTION)
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.detections = [
         [detection("person", 0.8, unit(0)), detection("dog", 0.7), detection("chair", 0.9)]
     ]
@@ -70,20 +68,20 @@ async def test_motion_to_security_event(
     await motion(hass)
 
     assert fake_server.requests[-1] == ("/detect", {"confidence": "0.5", "embed": "1"})
-    assert len(detections) == 1
-    data = detections[0].data
+    assert len(detection_events) == 1
+    data = detection_events[0].data
     assert [o["class"] for o in data["objects"]] == ["person", "dog"]  # chair is not of interest
     assert data["counts"] == {"person": 1, "vehicle": 0, "animal": 1}
     assert data["camera"] == "Front door"
     assert hass.states.get(PEOPLE).state == "1"
     assert hass.states.get(PERSON).state == STATE_ON
     assert pipeline_of(setup_entry).batch_open
-    assert security == []
+    assert security_events == []
 
     await advance(hass, freezer, 6)  # idle timeout 5 s
 
-    assert len(security) == 1
-    event = security[0].data
+    assert len(security_events) == 1
+    event = security_events[0].data
     assert event["risk_score"] == 72
     assert event["risk_level"] == "high"
     assert event["source"] == "llm"
@@ -126,19 +124,19 @@ async def test_window_closes_long_event(
     setup_entry: MockConfigEntry,
     fake_server: FakeServer,
     freezer: FrozenDateTimeFactory,
+    security_events: list[Event],
 ) -> None:
     """Continuous activity is cut into events by the window (60 s in these tests)."""
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.default_detections = [detection("car", 0.8)]
     for _ in range(5):
         await motion(hass)
         await advance(hass, freezer, 4)  # under the idle timeout each time
-    assert security == []
+    assert security_events == []
     for _ in range(12):
         await motion(hass)
         await advance(hass, freezer, 4)
-    assert len(security) >= 1
-    assert security[0].data["frames"] >= 14
+    assert len(security_events) >= 1
+    assert security_events[0].data["frames"] >= 14
     assert fake_server.analyze_calls[0]["frames"] == 4  # key frames only
 
 
@@ -147,21 +145,21 @@ async def test_fast_path_then_update(
     setup_entry: MockConfigEntry,
     fake_server: FakeServer,
     freezer: FrozenDateTimeFactory,
+    security_events: list[Event],
 ) -> None:
     """A sure person raises a preliminary event at once; the analysis updates it in place."""
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.detections = [[detection("person", 0.95)]]
     await motion(hass)
-    assert len(security) == 1
-    first = security[0].data
+    assert len(security_events) == 1
+    first = security_events[0].data
     assert first["preliminary"] is True
     assert first["source"] == "rules"
     assert first["risk_level"] in ("low", "medium")
     assert hass.states.get(LAST).attributes["preliminary"] is True
 
     await advance(hass, freezer, 6)
-    assert len(security) == 2
-    final = security[1].data
+    assert len(security_events) == 2
+    final = security_events[1].data
     assert final["event_id"] == first["event_id"]
     assert final["preliminary"] is False
     assert final["update"] is True
@@ -175,15 +173,15 @@ async def test_analyze_missing_falls_back_to_rules(
     setup_entry: MockConfigEntry,
     fake_server: FakeServer,
     freezer: FrozenDateTimeFactory,
+    security_events: list[Event],
 ) -> None:
     """A server without /analyze still yields an event, marked as rule-based."""
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.analyze_status = 404
     fake_server.detections = [[detection("person", 0.7), detection("person", 0.6)]]
     await motion(hass)
     await advance(hass, freezer, 6)
     assert len(fake_server.analyze_calls) == 1  # 404 is not retried
-    (event,) = security
+    (event,) = security_events
     assert event.data["source"] == "rules"
     assert event.data["risk_score"] > 0
     assert "server has no /analyze" in event.data["reasoning"]
@@ -196,22 +194,22 @@ async def test_analyze_retried(
     setup_entry: MockConfigEntry,
     fake_server: FakeServer,
     freezer: FrozenDateTimeFactory,
+    security_events: list[Event],
 ) -> None:
     """A busy server is retried (bounded) before the analysis succeeds."""
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.analyze_failures = 2
     fake_server.detections = [[detection("person", 0.7)]]
     await motion(hass)
     await advance(hass, freezer, 6)
     assert len(fake_server.analyze_calls) == 3
-    assert security[0].data["source"] == "llm"
+    assert security_events[0].data["source"] == "llm"
 
     fake_server.analyze_status = 422  # refused: asking again would not help
     fake_server.detections = [[detection("person", 0.7)]]
     await motion(hass)
     await advance(hass, freezer, 6)
     assert len(fake_server.analyze_calls) == 4
-    assert security[1].data["source"] == "rules"
+    assert security_events[1].data["source"] == "rules"
 
 
 async def test_busy_detector_retried(
@@ -219,19 +217,19 @@ async def test_busy_detector_retried(
     setup_entry: MockConfigEntry,
     fake_server: FakeServer,
     freezer: FrozenDateTimeFactory,
+    detection_events: list[Event],
 ) -> None:
     """503 queue_full on /detect: the frame is sent again after Retry-After (bounded)."""
-    detections = async_capture_events(hass, EVENT_DETECTION)
     fake_server.detect_busy = 2
     fake_server.detections = [[detection("person", 0.7)]]
     await motion(hass)
     assert fake_server.count("/detect") == 3
-    assert len(detections) == 1
+    assert len(detection_events) == 1
 
     fake_server.detect_busy = 3  # still busy after every try: this burst gives up
     await motion(hass)
     assert fake_server.count("/detect") == 6
-    assert len(detections) == 1
+    assert len(detection_events) == 1
     assert pipeline_of(setup_entry).batch_open  # the open event is kept
 
 
@@ -240,17 +238,17 @@ async def test_server_down_mid_event(
     setup_entry: MockConfigEntry,
     fake_server: FakeServer,
     freezer: FrozenDateTimeFactory,
+    security_events: list[Event],
 ) -> None:
     """The server dies mid-event: the event is still recorded, entities go unavailable,
     a repair issue appears after the grace period and everything recovers by itself."""
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.detections = [[detection("person", 0.7)]]
     await motion(hass)
     fake_server.down = True
     await motion(hass)  # this frame is kept without detections
     await advance(hass, freezer, 6)
     assert len(fake_server.analyze_calls) == 0
-    (event,) = security
+    (event,) = security_events
     assert event.data["source"] == "rules"
     assert event.data["frames"] == 2
     assert hass.states.get(RISK).state == STATE_UNAVAILABLE
@@ -273,18 +271,18 @@ async def test_cooldown_and_reidentification(
     setup_entry: MockConfigEntry,
     fake_server: FakeServer,
     freezer: FrozenDateTimeFactory,
+    security_events: list[Event],
 ) -> None:
     """The same visitor within the cooldown updates one event; someone new gets a new event
     without a second alert unless the risk rises."""
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.detections = [[detection("person", 0.7, unit(1))]]
     await motion(hass)
     await advance(hass, freezer, 6)
     fake_server.detections = [[detection("person", 0.7, unit(1))]]
     await motion(hass)
     await advance(hass, freezer, 6)
-    assert len(security) == 2
-    first, second = security[0].data, security[1].data
+    assert len(security_events) == 2
+    first, second = security_events[0].data, security_events[1].data
     assert second["event_id"] == first["event_id"]
     assert second["update"] is True
     assert second["occurrences"] == 2
@@ -296,7 +294,7 @@ async def test_cooldown_and_reidentification(
     fake_server.detections = [[detection("person", 0.7, unit(2))]]
     await motion(hass)
     await advance(hass, freezer, 6)
-    third = security[2].data
+    third = security_events[2].data
     assert third["event_id"] != first["event_id"]
     assert third["notify"] is False  # cooldown: same level as the last alert
 
@@ -304,8 +302,8 @@ async def test_cooldown_and_reidentification(
     fake_server.detections = [[detection("person", 0.7, unit(3))]]
     await motion(hass)
     await advance(hass, freezer, 6)
-    assert security[3].data["risk_level"] == "critical"
-    assert security[3].data["notify"] is True  # the risk rose
+    assert security_events[3].data["risk_level"] == "critical"
+    assert security_events[3].data["notify"] is True  # the risk rose
 
 
 async def test_switch_pauses_analysis(
@@ -326,14 +324,14 @@ async def test_interval_trigger_and_context(
 ) -> None:
     """The interval triggers bursts; home mode reaches the analysis context."""
     hass.states.async_set("alarm_control_panel.home", "armed_away")
-    entry = make_entry(
-        fake_server.url,
-        subentries=[camera_subentry(**{CONF_INTERVAL: 10, "burst_frames": 2})],
-        options={CONF_HOME_MODE_ENTITY: "alarm_control_panel.home"},
+    await setup_integration(
+        hass,
+        make_entry(
+            fake_server.url,
+            subentries=[camera_subentry(**{CONF_INTERVAL: 10, "burst_frames": 2})],
+            options={CONF_HOME_MODE_ENTITY: "alarm_control_panel.home"},
+        ),
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
     fake_server.default_detections = [detection("person", 0.7)]
     await advance(hass, freezer, 11)
     assert fake_server.count("/detect") == 2
@@ -347,10 +345,9 @@ async def test_notifications(
 ) -> None:
     """Alerts go to the notify action with one tag per event."""
     calls = async_mock_service(hass, "notify", "phone")
-    entry = make_entry(fake_server.url, options={CONF_NOTIFY_SERVICE: "phone"})
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await setup_integration(
+        hass, make_entry(fake_server.url, options={CONF_NOTIFY_SERVICE: "phone"})
+    )
     fake_server.detections = [[detection("person", 0.95)]]
     await motion(hass)
     await advance(hass, freezer, 6)
@@ -362,10 +359,12 @@ async def test_notifications(
 
 
 async def test_unload_records_open_batch(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    security_events: list[Event],
 ) -> None:
     """Unloading mid-event records the event from the rules and leaves nothing running."""
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.detections = [[detection("person", 0.7)]]
     pipeline = pipeline_of(setup_entry)
     await motion(hass)
@@ -373,7 +372,7 @@ async def test_unload_records_open_batch(
     assert await hass.config_entries.async_unload(setup_entry.entry_id)
     await hass.async_block_till_done()
     assert setup_entry.state is ConfigEntryState.NOT_LOADED
-    (event,) = security
+    (event,) = security_events
     assert event.data["source"] == "rules"
     assert "integration unloaded" in event.data["reasoning"]
     assert not pipeline._tasks

@@ -12,34 +12,43 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.hsi.const import DOMAIN, EVENT_SECURITY
+from custom_components.hsi.const import DOMAIN
 from custom_components.hsi.diagnostics import async_get_config_entry_diagnostics
 from custom_components.hsi.gallery import Gallery
 from homeassistant.components import automation
 from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 
-from .conftest import CAMERA, FakeServer, detection, jpeg, make_entry, unit
+from .conftest import (
+    CAMERA,
+    FakeServer,
+    action,
+    detection,
+    jpeg,
+    make_entry,
+    setup_integration,
+    unit,
+)
 
 
 async def test_analyze_action(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    security_events: list[Event],
 ) -> None:
     """hsi.analyze returns the event and records it on the camera's entities."""
-    security = async_capture_events(hass, EVENT_SECURITY)
     fake_server.detections = [[detection("person", 0.7)]]
-    response = await hass.services.async_call(
-        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
-    )
+    response = await action(hass, "analyze", {"entity_id": CAMERA})
     assert response is not None
     assert response["risk_level"] == "high"
     assert response["trigger"] == "action"
     assert response["source"] == "llm"
-    assert security[0].data["event_id"] == response["event_id"]
+    assert security_events[0].data["event_id"] == response["event_id"]
     assert hass.states.get("sensor.front_door_risk_score").state == "72"
 
 
@@ -49,19 +58,13 @@ async def test_analyze_unconfigured_camera(
     """Any camera can be analysed on demand, configured or not."""
     hass.states.async_set("camera.garage", "idle", {"friendly_name": "Garage"})
     with pytest.raises(HomeAssistantError) as caught:
-        await hass.services.async_call(
-            DOMAIN, "analyze", {"entity_id": "camera.garage"}, blocking=True, return_response=True
-        )
+        await action(hass, "analyze", {"entity_id": "camera.garage"})
     assert caught.value.translation_key == "camera_unavailable"
     with pytest.raises(ServiceValidationError) as caught:
-        await hass.services.async_call(
-            DOMAIN, "analyze", {"entity_id": "camera.nope"}, blocking=True, return_response=True
-        )
+        await action(hass, "analyze", {"entity_id": "camera.nope"})
     assert caught.value.translation_key == "camera_not_found"
     with pytest.raises(ServiceValidationError) as caught:
-        await hass.services.async_call(
-            DOMAIN, "analyze", {"entity_id": "light.x"}, blocking=True, return_response=True
-        )
+        await action(hass, "analyze", {"entity_id": "light.x"})
     assert caught.value.translation_key == "not_a_camera"
 
 
@@ -71,9 +74,7 @@ async def test_analyze_server_down(
     """A failing server is a translated error for the caller."""
     fake_server.down = True
     with pytest.raises(HomeAssistantError) as caught:
-        await hass.services.async_call(
-            DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
-        )
+        await action(hass, "analyze", {"entity_id": CAMERA})
     assert caught.value.translation_key == "server_error"
 
 
@@ -84,32 +85,14 @@ async def test_analyze_image(
     picture = tmp_path / "door.jpg"
     picture.write_bytes(jpeg())
     with pytest.raises(ServiceValidationError) as caught:
-        await hass.services.async_call(
-            DOMAIN,
-            "analyze_image",
-            {"file_path": str(picture)},
-            blocking=True,
-            return_response=True,
-        )
+        await action(hass, "analyze_image", {"file_path": str(picture)})
     assert caught.value.translation_key == "path_not_allowed"
     hass.config.allowlist_external_dirs = {str(tmp_path)}
     with pytest.raises(ServiceValidationError) as caught:
-        await hass.services.async_call(
-            DOMAIN,
-            "analyze_image",
-            {"file_path": str(tmp_path / "missing.jpg")},
-            blocking=True,
-            return_response=True,
-        )
+        await action(hass, "analyze_image", {"file_path": str(tmp_path / "missing.jpg")})
     assert caught.value.translation_key == "file_unreadable"
     fake_server.detections = [[detection("car", 0.7)]]
-    response = await hass.services.async_call(
-        DOMAIN,
-        "analyze_image",
-        {"file_path": str(picture), "camera": "Upload"},
-        blocking=True,
-        return_response=True,
-    )
+    response = await action(hass, "analyze_image", {"file_path": str(picture), "camera": "Upload"})
     assert response is not None
     assert response["camera"] == "Upload"
     assert response["camera_entity"] is None
@@ -121,20 +104,12 @@ async def test_enroll_match_forget_persist(
 ) -> None:
     """Enrol from the camera, get recognised, survive a restart, forget."""
     fake_server.detections = [[detection("person", 0.9, unit(4)), detection("car", 0.9, unit(5))]]
-    response = await hass.services.async_call(
-        DOMAIN,
-        "enroll",
-        {"name": "Alice", "entity_id": CAMERA},
-        blocking=True,
-        return_response=True,
-    )
+    response = await action(hass, "enroll", {"name": "Alice", "entity_id": CAMERA})
     assert response is not None
     assert response["name"] == "Alice"
 
     fake_server.detections = [[detection("person", 0.8, unit(4))]]
-    event = await hass.services.async_call(
-        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
-    )
+    event = await action(hass, "analyze", {"entity_id": CAMERA})
     assert event is not None
     (match,) = event["known_matches"]
     assert match["name"] == "Alice"
@@ -152,9 +127,7 @@ async def test_enroll_match_forget_persist(
     assert gallery.match(unit(4), "car") is None  # other group
     assert setup_entry.runtime_data.history.events  # history persisted too
 
-    response = await hass.services.async_call(
-        DOMAIN, "forget", {"name": "alice"}, blocking=True, return_response=True
-    )
+    response = await action(hass, "forget", {"name": "alice"})
     assert response == {"removed": 1}
     with pytest.raises(ServiceValidationError) as caught:
         await hass.services.async_call(DOMAIN, "forget", {"name": "Alice"}, blocking=True)
@@ -198,26 +171,19 @@ async def test_clear_history(
 ) -> None:
     """Events of one camera or all are removed."""
     fake_server.default_detections = [detection("person", 0.7)]
-    await hass.services.async_call(
-        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
-    )
+    await action(hass, "analyze", {"entity_id": CAMERA})
     with pytest.raises(ServiceValidationError):
         await hass.services.async_call(
             DOMAIN, "clear_history", {"entity_id": "camera.other"}, blocking=True
         )
-    response = await hass.services.async_call(
-        DOMAIN, "clear_history", {"entity_id": CAMERA}, blocking=True, return_response=True
-    )
+    response = await action(hass, "clear_history", {"entity_id": CAMERA})
     assert response == {"removed": 1}
     assert not setup_entry.runtime_data.history.events
 
 
 async def test_action_without_loaded_entry(hass: HomeAssistant, fake_server: FakeServer) -> None:
     """Actions explain when no server is loaded, or which one to pick."""
-    entry = make_entry(fake_server.url, subentries=[])
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await setup_integration(hass, make_entry(fake_server.url, subentries=[]))
     with pytest.raises(ServiceValidationError) as caught:
         await hass.services.async_call(
             DOMAIN, "forget", {"name": "x", "config_entry_id": "nope"}, blocking=True
@@ -251,9 +217,7 @@ async def test_snapshot_view(
 ) -> None:
     """The annotated snapshot is served to authenticated clients."""
     fake_server.default_detections = [detection("person", 0.7)]
-    event = await hass.services.async_call(
-        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
-    )
+    event = await action(hass, "analyze", {"entity_id": CAMERA})
     assert event is not None
     client = await hass_client()
     response = await client.get(event["snapshot_url"])
@@ -272,10 +236,7 @@ async def test_diagnostics_redacts_key(
 ) -> None:
     """The API key never appears in diagnostics."""
     fake_server.api_key = "top-secret"
-    entry = make_entry(fake_server.url, api_key="top-secret")
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await setup_integration(hass, make_entry(fake_server.url, api_key="top-secret"))
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     assert "top-secret" not in str(diagnostics)
     assert diagnostics["entry"]["data"]["api_key"] == "**REDACTED**"
@@ -330,9 +291,7 @@ async def test_device_triggers(
     high = async_capture_events(hass, "fired_high")
     low = async_capture_events(hass, "fired_low")
     fake_server.default_detections = [detection("person", 0.7)]
-    await hass.services.async_call(
-        DOMAIN, "analyze", {"entity_id": CAMERA}, blocking=True, return_response=True
-    )
+    await action(hass, "analyze", {"entity_id": CAMERA})
     await hass.async_block_till_done()
     assert len(high) == 1
     assert low == []
