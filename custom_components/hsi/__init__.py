@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
@@ -80,11 +80,34 @@ async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
                 hass, entry, runtime, CameraSettings.from_subentry(subentry)
             )
 
+    _async_remove_stale_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     for pipeline in runtime.pipelines.values():
         pipeline.async_start()
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
+
+
+def _device_ids(entry: HsiConfigEntry) -> set[tuple[str, str]]:
+    """The devices this entry owns now: the server and one per camera."""
+    return {(DOMAIN, entry.entry_id)} | {(DOMAIN, c) for c in entry.runtime_data.pipelines}
+
+
+@callback
+def _async_remove_stale_devices(hass: HomeAssistant, entry: HsiConfigEntry) -> None:
+    """Detach devices of cameras that are no longer configured (removed subentries)."""
+    registry = dr.async_get(hass)
+    current = _device_ids(entry)
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        if not device.identifiers & current:
+            registry.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: HsiConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let users delete a device that no configured camera (or the server) owns."""
+    return not device.identifiers & _device_ids(entry)
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: HsiConfigEntry) -> None:

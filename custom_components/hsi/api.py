@@ -7,7 +7,7 @@ answers into dataclasses. The rest of the integration only sees the dataclasses 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 import time
 from typing import Any, Self
@@ -474,7 +474,7 @@ class HsiClient:
         return payload
 
     @staticmethod
-    def _parse[T](parser: Any, payload: Any, what: str) -> T:
+    def _parse[T](parser: Callable[[Mapping[str, Any]], T], payload: Any, what: str) -> T:
         if not isinstance(payload, Mapping):
             raise HsiInvalidResponseError(f"{what}: expected a JSON object")
         try:

@@ -14,7 +14,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities
+from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities, count_of
 from .models import HsiConfigEntry
 from .pipeline import CameraPipeline
 
@@ -28,13 +28,18 @@ class HsiCameraBinarySensorDescription(BinarySensorEntityDescription):
     is_on_fn: Callable[[CameraPipeline], bool]
 
 
+def _present(group: str) -> Callable[[CameraPipeline], bool]:
+    count = count_of(group)
+    return lambda pipeline: count(pipeline) > 0
+
+
 CAMERA_BINARY_SENSORS: tuple[HsiCameraBinarySensorDescription, ...] = (
     *(
         HsiCameraBinarySensorDescription(
             key=f"{group}_occupancy",
             translation_key=f"{group}_occupancy",
             device_class=BinarySensorDeviceClass.OCCUPANCY,
-            is_on_fn=lambda p, group=group: p.counts.get(group, 0) > 0,
+            is_on_fn=_present(group),
         )
         for group in ("person", "vehicle", "animal")
     ),

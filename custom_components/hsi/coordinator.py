@@ -68,7 +68,8 @@ class HsiServerCoordinator(DataUpdateCoordinator[ServerStatus]):
         if self.down_since is None:
             self.down_since = now
         # Exponential back-off of the polling while the server is down.
-        self.update_interval = min(self.update_interval * 2, MAX_BACKOFF)  # type: ignore[operator]
+        current = self.update_interval or SCAN_INTERVAL
+        self.update_interval = min(current * 2, MAX_BACKOFF)
         if now - self.down_since >= REPAIR_GRACE_PERIOD:
             ir.async_create_issue(
                 self.hass,

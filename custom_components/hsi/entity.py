@@ -17,6 +17,15 @@ from .models import HsiConfigEntry
 from .pipeline import SIGNAL_UPDATE, CameraPipeline
 
 
+def count_of(group: str) -> Callable[[CameraPipeline], int]:
+    """Reader of how many objects of one group (person, vehicle, animal) a camera sees now."""
+
+    def count(pipeline: CameraPipeline) -> int:
+        return pipeline.counts.get(group, 0)
+
+    return count
+
+
 @callback
 def async_add_camera_entities(
     entry: HsiConfigEntry,

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
@@ -51,7 +52,7 @@ class GalleryEntry:
         return sum(1 for s in self.sightings if s >= moment)
 
 
-def _normalise(vector: Any) -> np.ndarray:
+def _normalise(vector: Any) -> npt.NDArray[np.float32]:
     array = np.asarray(vector, dtype=np.float32).ravel()
     norm = float(np.linalg.norm(array))
     return array / norm if norm > 0 else array
@@ -68,7 +69,7 @@ class Gallery:
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.gallery"
         )
         self.entries: dict[str, GalleryEntry] = {}
-        self._matrix: np.ndarray | None = None
+        self._matrix: npt.NDArray[np.float32] | None = None
         self._ids: list[str] = []
 
     async def async_load(self) -> None:
@@ -95,7 +96,7 @@ class Gallery:
     def _invalidate(self) -> None:
         self._matrix = None
 
-    def _index(self) -> tuple[np.ndarray, list[str]]:
+    def _index(self) -> tuple[npt.NDArray[np.float32], list[str]]:
         if self._matrix is None:
             self._ids = list(self.entries)
             if self._ids:

@@ -45,7 +45,7 @@ def annotate(image: bytes, objects: Sequence[AnalyzedObject]) -> bytes:
     """Draw boxes and labels on a snapshot (runs in the executor)."""
 
     try:
-        picture = Image.open(io.BytesIO(image))
+        picture: Image.Image = Image.open(io.BytesIO(image))
         picture.load()  # decode once; a broken picture fails here
     except (UnidentifiedImageError, OSError) as err:
         LOGGER.debug("Cannot annotate snapshot: %s", err)

@@ -195,8 +195,8 @@ class CameraPipeline:
             await asyncio.gather(*tasks, return_exceptions=True)
         batch, self._batch = self._batch, None
         if batch is not None and batch.frames:
-            event, snapshot = self._rules_event(batch, reason="integration unloaded")
-            self._async_record(event, snapshot)
+            event, frame = self._rules_event(batch, reason="integration unloaded")
+            self._async_record(event, frame.image)  # no executor work while unloading
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = self.entry.async_create_task(self.hass, coro, name, eager_start=False)

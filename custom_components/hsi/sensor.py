@@ -19,7 +19,7 @@ from homeassistant.helpers.typing import StateType
 
 from .const import RISK_LEVELS
 from .coordinator import ServerStatus
-from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities
+from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities, count_of
 from .models import HsiConfigEntry
 from .pipeline import CameraPipeline
 
@@ -89,7 +89,7 @@ CAMERA_SENSORS: tuple[HsiCameraSensorDescription, ...] = (
             key=f"{group}_count",
             translation_key=f"{group}_count",
             state_class=SensorStateClass.MEASUREMENT,
-            value_fn=lambda p, group=group: p.counts.get(group, 0),
+            value_fn=count_of(group),
         )
         for group in ("person", "vehicle", "animal")
     ),
@@ -99,6 +99,7 @@ SERVER_SENSORS: tuple[HsiServerSensorDescription, ...] = (
     HsiServerSensorDescription(
         key="latency",
         translation_key="latency",
+        entity_registry_enabled_default=False,  # changes every poll: a recorder row each time
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.MILLISECONDS,
         state_class=SensorStateClass.MEASUREMENT,

@@ -38,7 +38,7 @@ ATTR_NAME = "name"
 ATTR_CAMERA = "camera"
 ATTR_KIND = "kind"
 
-ENTRY_FIELD = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
+ENTRY_FIELD: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
 
 ANALYZE_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_id, **ENTRY_FIELD})
 ANALYZE_IMAGE_SCHEMA = vol.Schema(

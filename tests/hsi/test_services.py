@@ -12,6 +12,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.hsi import async_remove_config_entry_device
 from custom_components.hsi.const import DOMAIN
 from custom_components.hsi.diagnostics import async_get_config_entry_diagnostics
 from custom_components.hsi.gallery import Gallery
@@ -20,7 +21,7 @@ from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
 
 from .conftest import (
@@ -320,6 +321,30 @@ async def test_unload_leaves_nothing(
     assert await hass.config_entries.async_setup(setup_entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get("sensor.front_door_risk_score").state == "unknown"
+
+
+async def test_stale_devices_and_disabled_diagnostics(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """A removed camera's device goes on reload; users may delete stale devices, not live ones.
+    The latency sensor is diagnostic noise: registered, disabled by default."""
+    registry = dr.async_get(hass)
+    stale = registry.async_get_or_create(
+        config_entry_id=setup_entry.entry_id, identifiers={(DOMAIN, "removed-camera")}
+    )
+    (camera_id,) = setup_entry.runtime_data.pipelines
+    live = registry.async_get_device(identifiers={(DOMAIN, camera_id)})
+    assert live is not None
+    assert await async_remove_config_entry_device(hass, setup_entry, stale)
+    assert not await async_remove_config_entry_device(hass, setup_entry, live)
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert registry.async_get(stale.id) is None
+    assert registry.async_get(live.id) is not None
+
+    latency = er.async_get(hass).async_get("sensor.hsi_ai_server_127_0_0_1_latency")
+    assert latency is not None
+    assert latency.disabled_by is er.RegistryEntryDisabler.INTEGRATION
 
 
 async def test_gallery_ttl_and_dimension(hass: HomeAssistant) -> None:
