@@ -375,6 +375,8 @@ async def test_unload_records_open_batch(
     (event,) = security_events
     assert event.data["source"] == "rules"
     assert "integration unloaded" in event.data["reasoning"]
+    assert pipeline.last_snapshot is not None
+    assert pipeline.last_snapshot[:2] == b"\xff\xd8"  # the frame's JPEG, not the frame
     assert not pipeline._tasks
     assert not pipeline._timers
     assert not pipeline._unsubs
