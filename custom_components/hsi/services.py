@@ -37,16 +37,25 @@ ATTR_FILE_PATH = "file_path"
 ATTR_NAME = "name"
 ATTR_CAMERA = "camera"
 ATTR_KIND = "kind"
+ATTR_MEDIA = "media"
+MEDIA_PREFIX = "media-source://"
 
 ENTRY_FIELD: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
 
 ANALYZE_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_id, **ENTRY_FIELD})
-ANALYZE_IMAGE_SCHEMA = vol.Schema(
-    {
-        vol.Required(ATTR_FILE_PATH): cv.string,
-        vol.Optional(ATTR_CAMERA, default="image"): cv.string,
-        **ENTRY_FIELD,
-    }
+ANALYZE_IMAGE_SCHEMA = vol.All(
+    vol.Schema(
+        {
+            vol.Optional(ATTR_FILE_PATH): cv.string,
+            # The media selector's {media_content_id, ...} or the media-source:// id itself.
+            vol.Optional(ATTR_MEDIA): vol.Any(
+                cv.string, vol.Schema({vol.Required("media_content_id"): cv.string}, extra=True)
+            ),
+            vol.Optional(ATTR_CAMERA, default="image"): cv.string,
+            **ENTRY_FIELD,
+        }
+    ),
+    cv.has_at_least_one_key(ATTR_FILE_PATH, ATTR_MEDIA),
 )
 ENROLL_SCHEMA = vol.All(
     vol.Schema(
@@ -117,6 +126,50 @@ async def _read_file(hass: HomeAssistant, file_path: str) -> bytes:
         ) from err
 
 
+async def _read_media(hass: HomeAssistant, media: str | dict[str, Any]) -> bytes:
+    """A picture from the media browser: a local media file, or a camera's snapshot."""
+    content_id = media if isinstance(media, str) else media["media_content_id"]
+    source, _, identifier = content_id.removeprefix(MEDIA_PREFIX).partition("/")
+    if content_id.startswith(MEDIA_PREFIX) and source == "camera" and identifier:
+        return await _snapshot(hass, identifier)
+    if content_id.startswith(MEDIA_PREFIX) and source == "media_source":
+        folder, _, relative = identifier.partition("/")
+        if (root := hass.config.media_dirs.get(folder)) is not None and relative:
+            try:
+                image = await hass.async_add_executor_job(_read_media_file, root, relative)
+            except OSError as err:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="file_unreadable",
+                    translation_placeholders={"path": content_id, "error": str(err)},
+                ) from err
+            if image is not None:
+                return image
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="media_not_supported",
+        translation_placeholders={"media": content_id},
+    )
+
+
+def _read_media_file(root: str, relative: str) -> bytes | None:
+    """A file below a media folder; None for a path that leaves it (`..`, links)."""
+    base = Path(root).resolve()
+    path = (base / relative).resolve()
+    return path.read_bytes() if path.is_relative_to(base) else None
+
+
+async def _snapshot(hass: HomeAssistant, entity_id: str) -> bytes:
+    try:
+        return (await camera.async_get_image(hass, entity_id)).content
+    except HomeAssistantError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="camera_unavailable",
+            translation_placeholders={"entity_id": entity_id},
+        ) from err
+
+
 async def _async_analyze(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     entry = _entry(hass, call)
@@ -128,7 +181,10 @@ async def _async_analyze(call: ServiceCall) -> ServiceResponse:
 async def _async_analyze_image(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     entry = _entry(hass, call)
-    image = await _read_file(hass, call.data[ATTR_FILE_PATH])
+    if file_path := call.data.get(ATTR_FILE_PATH):
+        image = await _read_file(hass, file_path)
+    else:
+        image = await _read_media(hass, call.data[ATTR_MEDIA])
     name = call.data[ATTR_CAMERA]
     settings = CameraSettings(camera_id=f"image:{name}", name=name, camera_entity=None)
     pipeline = CameraPipeline(hass, entry, entry.runtime_data, settings)
@@ -146,6 +202,7 @@ async def _async_enroll(call: ServiceCall) -> ServiceResponse:
         image = await _read_file(hass, file_path)
     else:
         entity_id = call.data[ATTR_ENTITY_ID]
+        image = await _snapshot(hass, entity_id)
         # A configured camera enrols with its own threshold, as its events detect with it.
         confidence = next(
             (
@@ -155,14 +212,6 @@ async def _async_enroll(call: ServiceCall) -> ServiceResponse:
             ),
             None,
         )
-        try:
-            image = (await camera.async_get_image(hass, entity_id)).content
-        except HomeAssistantError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="camera_unavailable",
-                translation_placeholders={"entity_id": entity_id},
-            ) from err
     try:
         result = await runtime.client.detect(image, confidence=confidence, embed=True)
         candidates = [

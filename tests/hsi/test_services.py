@@ -11,6 +11,7 @@ from pytest_homeassistant_custom_component.common import (
     async_get_device_automations,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+import voluptuous as vol
 
 from custom_components.hsi import async_remove_config_entry_device
 from custom_components.hsi.const import DOMAIN
@@ -98,6 +99,45 @@ async def test_analyze_image(
     assert response["camera"] == "Upload"
     assert response["camera_entity"] is None
     assert fake_server.analyze_calls[-1]["metadata"]["camera"]["name"] == "Upload"
+
+
+async def test_analyze_media(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    """hsi.analyze_image takes pictures from the media browser: local media and cameras."""
+    media = tmp_path / "media"
+    (media / "snaps").mkdir(parents=True)
+    (media / "snaps" / "door.jpg").write_bytes(jpeg())
+    (tmp_path / "secret.jpg").write_bytes(jpeg())
+    hass.config.media_dirs = {"local": str(media)}
+    fake_server.default_detections = [detection("person", 0.7)]
+
+    local = "media-source://media_source/local/snaps/door.jpg"
+    response = await action(
+        hass,
+        "analyze_image",
+        {"media": {"media_content_id": local, "media_content_type": "image/jpeg"}},
+    )
+    assert response is not None
+    assert response["camera"] == "image"
+    response = await action(hass, "analyze_image", {"media": f"media-source://camera/{CAMERA}"})
+    assert response is not None
+    assert fake_server.count("/analyze") == 2
+
+    for refused in (
+        "media-source://media_source/local/../secret.jpg",  # leaves the media folder
+        "media-source://media_source/other/door.jpg",  # no such media folder
+        "media-source://radio_browser/station",  # not a picture we can read
+        "https://example.com/door.jpg",
+    ):
+        with pytest.raises(ServiceValidationError) as caught:
+            await action(hass, "analyze_image", {"media": refused})
+        assert caught.value.translation_key == "media_not_supported", refused
+    with pytest.raises(ServiceValidationError) as caught:
+        await action(hass, "analyze_image", {"media": f"{local}.missing"})
+    assert caught.value.translation_key == "file_unreadable"
+    with pytest.raises(vol.Invalid):
+        await action(hass, "analyze_image", {"camera": "nothing to analyse"})
 
 
 async def test_enroll_match_forget_persist(
