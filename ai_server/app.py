@@ -29,7 +29,7 @@ from .metrics import Metrics
 from .models.catalog import build_specs
 from .models.detector import Detection, Detector, DetectRequest
 from .routes import analyze, detect, health, llm, metrics, models
-from .runtime.batcher import BatcherClosedError, BatchStats, DynamicBatcher, QueueFullError
+from .runtime.batcher import BatcherClosedError, QueueFullError, model_batcher
 from .runtime.devices import resolve_device
 from .runtime.registry import ModelRegistry, ModelUnavailableError
 from .vision import setup_vision
@@ -61,7 +61,11 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     app[DEVICE] = device
     app[REGISTRY] = registry
     app[METRICS] = Metrics(registry.status)
-    app[DETECT_BATCHER] = _detect_batcher(settings, registry, app[METRICS])
+
+    def run_detector(batch: list[DetectRequest]) -> list[list[Detection]]:
+        return registry.loaded("detector", Detector).detect(batch)
+
+    app[DETECT_BATCHER] = model_batcher("detector", run_detector, settings, device, app[METRICS])
     app[ANALYZE_PIPELINE] = Pipeline(
         registry,
         partial(detect.detect_image, app),
@@ -73,29 +77,8 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     for routes in (health.routes, detect.routes, models.routes, metrics.routes):
         app.add_routes(routes)
     app.cleanup_ctx.append(_lifecycle)
-    setup_vision(app, settings, registry, app[METRICS])
+    setup_vision(app, settings, device, registry, app[METRICS])
     return app
-
-
-def _detect_batcher(
-    settings: Settings, registry: ModelRegistry, metrics: Metrics
-) -> DynamicBatcher[DetectRequest, list[Detection]]:
-    def run(batch: list[DetectRequest]) -> list[list[Detection]]:
-        return registry.loaded("detector", Detector).detect(batch)
-
-    def observe(stats: BatchStats) -> None:
-        metrics.batch_size.labels("detector").observe(stats.size)
-        metrics.inference_latency.labels("detector").observe(stats.seconds)
-        metrics.queue_depth.labels("detector").set(stats.queue_depth)
-
-    return DynamicBatcher(
-        "detector",
-        run,
-        max_batch_size=settings.batch_max_size,
-        max_wait_ms=settings.batch_max_wait_ms,
-        max_queue=settings.queue_max,
-        observer=observe,
-    )
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

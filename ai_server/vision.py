@@ -7,8 +7,8 @@ enrichment zoo, and their routes (/embed, /describe, /enrich).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from aiohttp import web
 from PIL import Image
@@ -23,15 +23,17 @@ from .models.clip import Clip, ClipItem, Vector
 from .models.enrich import Enricher, EnrichObject, load_labels
 from .models.vlm import DescribeRequest, DescribeResult, Florence
 from .routes import describe, embed, enrich
-from .runtime.batcher import BatchStats, DynamicBatcher
+from .runtime.batcher import model_batcher
+from .runtime.devices import DeviceInfo
 from .runtime.registry import ModelRegistry
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def setup_vision(
-    app: web.Application, settings: Settings, registry: ModelRegistry, metrics: Metrics
+    app: web.Application,
+    settings: Settings,
+    device: DeviceInfo,
+    registry: ModelRegistry,
+    metrics: Metrics,
 ) -> None:
     """Batchers for CLIP and Florence-2, the enricher, and the routes that use them."""
 
@@ -41,8 +43,8 @@ def setup_vision(
     def run_florence(batch: list[DescribeRequest]) -> Sequence[DescribeResult]:
         return registry.loaded("florence", Florence).describe(batch)
 
-    app[CLIP_BATCHER] = model_batcher("clip", run_clip, settings, metrics)
-    app[FLORENCE_BATCHER] = model_batcher("florence", run_florence, settings, metrics)
+    app[CLIP_BATCHER] = model_batcher("clip", run_clip, settings, device, metrics)
+    app[FLORENCE_BATCHER] = model_batcher("florence", run_florence, settings, device, metrics)
     app[ENRICHER] = Enricher(
         registry, app[CLIP_BATCHER], app[FLORENCE_BATCHER], load_labels(settings.labels_path)
     )
@@ -69,26 +71,6 @@ def analysis_enricher(enricher: Enricher) -> EnrichFn:
         return [entry["attributes"] for entry in result.objects], result.image
 
     return run
-
-
-def model_batcher(
-    name: str, run: Callable[[list[T]], Sequence[R]], settings: Settings, metrics: Metrics
-) -> DynamicBatcher[T, R]:
-    """One dynamic batcher per model, reporting to the shared metrics like the detector's."""
-
-    def observe(stats: BatchStats) -> None:
-        metrics.batch_size.labels(name).observe(stats.size)
-        metrics.inference_latency.labels(name).observe(stats.seconds)
-        metrics.queue_depth.labels(name).set(stats.queue_depth)
-
-    return DynamicBatcher(
-        name,
-        run,
-        max_batch_size=settings.batch_max_size,
-        max_wait_ms=settings.batch_max_wait_ms,
-        max_queue=settings.queue_max,
-        observer=observe,
-    )
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -78,10 +78,10 @@ async def detect_image(
     return await app[DETECT_BATCHER].submit(DetectRequest(image, threshold, classes))
 
 
-async def _detect(request: web.Request, image: Image.Image) -> dict[str, Any]:
-    threshold, classes = _options(request)
-    started = time.perf_counter()
-    found = await detect_image(request.app, image, threshold, classes)
+async def _answer(
+    request: web.Request, image: Image.Image, found: list[Detection], started: float
+) -> dict[str, Any]:
+    """One image's answer in the seed shape, with CLIP embeddings when `?embed=1`."""
     detections = [d.as_dict() for d in found]
     if _embed_flag(request) and found:
         boxes = [Box(d.x, d.y, d.width, d.height) for d in found]
@@ -98,7 +98,7 @@ async def _detect(request: web.Request, image: Image.Image) -> dict[str, Any]:
 
 @routes.post("/detect")
 async def detect(request: web.Request) -> web.Response:
-    _options(request)  # validate query parameters before reading the body
+    threshold, classes = _options(request)  # validate the query before reading the body
     _embed_flag(request)
     images = await _read(request)
     if len(images) != 1:
@@ -106,12 +106,14 @@ async def detect(request: web.Request) -> web.Response:
             f"/detect takes exactly one image, got {len(images)}; use /detect/batch for several"
         )
     image = await _decode(images[0], request.app[SETTINGS])
-    return web.json_response(await _detect(request, image))
+    started = time.perf_counter()
+    found = await detect_image(request.app, image, threshold, classes)
+    return web.json_response(await _answer(request, image, found, started))
 
 
 @routes.post("/detect/batch")
 async def detect_batch(request: web.Request) -> web.Response:
-    _options(request)
+    threshold, classes = _options(request)
     _embed_flag(request)
     settings = request.app[SETTINGS]
     images = await _read(request)
@@ -123,21 +125,33 @@ async def detect_batch(request: web.Request) -> web.Response:
         )
     started = time.perf_counter()
 
-    async def one(index: int, raw: RawImage) -> dict[str, Any]:
-        entry: dict[str, Any] = {"index": index, "filename": raw.filename or f"image_{index}"}
+    async def decode(raw: RawImage) -> Image.Image | ApiError:
         try:
-            image = await _decode(raw, settings)
+            return await _decode(raw, settings)
         except ApiError as err:  # one bad image is reported in its slot, the rest still run
-            return entry | err.body()
-        return entry | await _detect(request, image)
+            return err
 
-    # A TaskGroup cancels the remaining images if one fails for a request-wide reason (queue
-    # full, model unavailable), freeing their queue slots at once.
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(i, raw)) for i, raw in enumerate(images)]
+    decoded = await asyncio.gather(*(decode(raw) for raw in images))
+    good = {i: image for i, image in enumerate(decoded) if isinstance(image, Image.Image)}
+    await request.app[REGISTRY].get("detector", Detector)  # loads on first use
+    # One queue admission for the whole request: it is refused or served as a unit.
+    found = await request.app[DETECT_BATCHER].submit_many(
+        [DetectRequest(image, threshold, classes) for image in good.values()]
+    )
+    answers = await asyncio.gather(
+        *(
+            _answer(request, image, dets, started)
+            for image, dets in zip(good.values(), found, strict=True)
+        )
+    )
+    by_index = dict(zip(good, answers, strict=True))
+    results = []
+    for i, (raw, item) in enumerate(zip(images, decoded, strict=True)):
+        entry: dict[str, Any] = {"index": i, "filename": raw.filename or f"image_{i}"}
+        results.append(entry | (item.body() if isinstance(item, ApiError) else by_index[i]))
     return web.json_response(
         {
-            "results": [task.result() for task in tasks],
+            "results": results,
             "total_inference_time_ms": round(1000 * (time.perf_counter() - started), 2),
             "num_images": len(images),
         }

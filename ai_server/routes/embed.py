@@ -53,9 +53,8 @@ async def embed_crops(
         return []
     crops = await asyncio.to_thread(lambda: [crop(image, box) for box in boxes])
     async with app[REGISTRY].use("clip", Clip):
-        return list(
-            await asyncio.gather(*(app[CLIP_BATCHER].submit(ClipItem(image=c)) for c in crops))
-        )
+        # One queue admission for all crops of the image: served or refused as a unit.
+        return await app[CLIP_BATCHER].submit_many([ClipItem(image=c) for c in crops])
 
 
 @routes.post("/embed")

@@ -17,7 +17,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..metrics import Metrics
+    from .devices import DeviceInfo
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,9 +53,17 @@ class BatchStats:
 
 
 @dataclass
+class _Admission:
+    """One caller's submission; it holds a queue slot until all its items are taken."""
+
+    waiting: int
+
+
+@dataclass
 class _Entry(Generic[T, R]):
     item: T
     future: asyncio.Future[R]
+    admission: _Admission
     enqueued: float = field(default_factory=time.monotonic)
     taken: bool = False
 
@@ -76,6 +89,7 @@ class DynamicBatcher(Generic[T, R]):
         self._observer = observer
         self._queue: deque[_Entry[T, R]] = deque()
         self._queued = 0  # live (not cancelled, not taken) entries
+        self._admitted = 0  # submissions with items still waiting: what max_queue bounds
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
         self._task: asyncio.Task[None] | None = None
@@ -105,37 +119,58 @@ class DynamicBatcher(Generic[T, R]):
                 entry.future.set_exception(BatcherClosedError(f"{self.name} is shutting down"))
         self._queue.clear()
         self._inflight = []
-        self._queued = 0
+        self._queued = self._admitted = 0
         # Never block the event loop on a running model call; its result is simply dropped.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, item: T) -> R:
+        return (await self.submit_many([item]))[0]
+
+    async def submit_many(self, items: Sequence[T]) -> list[R]:
+        """Results for several items of one caller (e.g. every crop of one image).
+
+        They take one queue slot together, so `max_queue` bounds waiting callers however
+        many items each brings; the items still batch with everyone else's.
+        """
         if self._closed:
             raise BatcherClosedError(f"{self.name} is shutting down")
-        if self._queued >= self.max_queue:
+        if not items:
+            return []
+        if self._admitted >= self.max_queue:
             # A rough wait for the queue ahead of us to drain.
             batches_ahead = self._queued / self.max_batch_size
             raise QueueFullError(self.name, max(1.0, batches_ahead * self._last_batch_seconds))
         self.start()
-        entry: _Entry[T, R] = _Entry(item, asyncio.get_running_loop().create_future())
-        self._queue.append(entry)
-        self._queued += 1
+        loop = asyncio.get_running_loop()
+        admission = _Admission(len(items))
+        entries = [_Entry(item, loop.create_future(), admission) for item in items]
+        self._admitted += 1
+        self._queue.extend(entries)
+        self._queued += len(entries)
         self._wakeup.set()
         try:
-            return await entry.future
+            if len(entries) == 1:
+                return [await entries[0].future]
+            return list(await asyncio.gather(*(entry.future for entry in entries)))
         except asyncio.CancelledError:
-            if not entry.taken:
-                # Free the slot now; the worker skips the entry when it reaches it.
-                entry.taken = True
-                self._queued -= 1
+            for entry in entries:
+                if not entry.taken:
+                    # Free the slot now; the worker skips the entry when it reaches it.
+                    self._take(entry)
             raise
+
+    def _take(self, entry: _Entry[T, R]) -> None:
+        entry.taken = True
+        self._queued -= 1
+        entry.admission.waiting -= 1
+        if entry.admission.waiting == 0:
+            self._admitted -= 1
 
     def _pop_live(self) -> _Entry[T, R] | None:
         while self._queue:
             entry = self._queue.popleft()
             if not entry.taken and not entry.future.done():
-                entry.taken = True
-                self._queued -= 1
+                self._take(entry)
                 return entry
         return None
 
@@ -192,3 +227,27 @@ class DynamicBatcher(Generic[T, R]):
             self.batches_run += 1
             if self._observer is not None:
                 self._observer(BatchStats(len(batch), seconds, self._queued))
+
+
+def model_batcher(
+    name: str,
+    run: Callable[[list[T]], Sequence[R]],
+    settings: Settings,
+    device: DeviceInfo,
+    metrics: Metrics,
+) -> DynamicBatcher[T, R]:
+    """The batcher of one model, sized for its device and reporting to the app's metrics."""
+
+    def observe(stats: BatchStats) -> None:
+        metrics.batch_size.labels(name).observe(stats.size)
+        metrics.inference_latency.labels(name).observe(stats.seconds)
+        metrics.queue_depth.labels(name).set(stats.queue_depth)
+
+    return DynamicBatcher(
+        name,
+        run,
+        max_batch_size=settings.batch_size(cuda=device.is_cuda),
+        max_wait_ms=settings.batch_max_wait_ms,
+        max_queue=settings.queue_max,
+        observer=observe,
+    )

@@ -126,6 +126,50 @@ async def test_cancelled_request_frees_its_slot_and_is_skipped() -> None:
     assert [2] not in fn.batches  # the cancelled item never reached the model
 
 
+async def test_a_multi_item_submission_takes_one_queue_slot() -> None:
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    batcher = make(fn, max_batch_size=4, max_wait_ms=0, max_queue=2)
+    first = asyncio.ensure_future(batcher.submit(100))
+    while not batcher._inflight:
+        await asyncio.sleep(0.005)
+    crops = asyncio.ensure_future(batcher.submit_many(list(range(10))))  # 10 items, 1 slot
+    single = asyncio.ensure_future(batcher.submit(50))
+    await asyncio.sleep(0.01)
+    assert batcher.queue_depth == 11
+    with pytest.raises(QueueFullError):
+        await batcher.submit_many([1, 2])  # two callers wait: the queue is full
+    gate.set()
+    assert await first == 200
+    assert await crops == [2 * i for i in range(10)]
+    assert await single == 100
+    assert all(len(batch) <= 4 for batch in fn.batches)
+    assert await batcher.submit_many([]) == []
+    # Every slot is free again once the items were taken.
+    assert await asyncio.gather(batcher.submit_many([1, 2]), batcher.submit(3)) == [[2, 4], 6]
+    await batcher.close()
+
+
+async def test_cancelling_a_multi_item_submission_frees_its_slot() -> None:
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    batcher = make(fn, max_batch_size=1, max_wait_ms=0, max_queue=1)
+    first = asyncio.ensure_future(batcher.submit(1))
+    while not batcher._inflight:
+        await asyncio.sleep(0.005)
+    doomed = asyncio.ensure_future(batcher.submit_many([7, 8, 9]))
+    await asyncio.sleep(0.01)
+    doomed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert batcher.queue_depth == 0
+    replacement = asyncio.ensure_future(batcher.submit(3))
+    gate.set()
+    assert (await first, await replacement) == (2, 6)
+    await batcher.close()
+    assert all(7 not in batch for batch in fn.batches)
+
+
 async def test_failure_fails_only_its_batch() -> None:
     calls = 0
 

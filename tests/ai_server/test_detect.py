@@ -288,3 +288,27 @@ async def test_full_queue_answers_503_with_retry_after(make_client: MakeClient) 
     assert (await queued).status == 200
     metrics = await (await client.get("/metrics")).text()
     assert 'hsi_queue_rejected_total{model="detector"} 1.0' in metrics
+
+
+async def test_one_request_takes_one_queue_slot_whatever_its_size(make_client: MakeClient) -> None:
+    """20 detections to embed and 3 images in a batch fit a queue of 2 waiting callers."""
+    client = await make_client(queue_max=2)
+    params = {**ALL, "embed": "1"}
+    headers = {"Content-Type": "image/jpeg"}
+    responses = await asyncio.gather(
+        *(
+            client.post("/detect", data=image_bytes(), params=params, headers=headers)
+            for _ in range(2)
+        )
+    )
+    for response in responses:
+        assert response.status == 200
+        body = await response.json()
+        assert len(body["detections"]) == 20
+        assert all(len(d["embedding"]) > 0 for d in body["detections"])
+    form = FormData()
+    for i in range(3):
+        form.add_field("files", image_bytes(), filename=f"{i}.jpg", content_type="image/jpeg")
+    batch = await client.post("/detect/batch", data=form, params=ALL)
+    assert batch.status == 200
+    assert [len(r["detections"]) for r in (await batch.json())["results"]] == [20, 20, 20]
