@@ -58,6 +58,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--plot", type=Path, help="write a PNG of throughput and p95 here")
+    parser.add_argument("--replot", type=Path, help="only plot the figures of an earlier --json")
     return parser.parse_args()
 
 
@@ -171,10 +172,12 @@ def plot(path: Path, title: str, rows: list[dict[str, Any]], rates: dict[int, fl
         label="in-process, same batch",
     )
     left.set(xlabel="concurrent clients", ylabel="images / s", title="throughput")
+    left.set_ylim(bottom=0)
     left.legend()
     right.plot(concurrency, [row["p95_ms"] for row in rows], "o-", color="tab:red", label="p95")
     right.plot(concurrency, [row["p50_ms"] for row in rows], "o-", color="tab:orange", label="p50")
     right.set(xlabel="concurrent clients", ylabel="ms", title="latency")
+    right.set_ylim(bottom=0)
     right.legend()
     fig.suptitle(title)
     fig.tight_layout()
@@ -184,6 +187,12 @@ def plot(path: Path, title: str, rows: list[dict[str, Any]], rates: dict[int, fl
 
 def main() -> None:
     args = _args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        rates = {int(size): rate for size, rate in saved["in_process"].items()}
+        title = f"RT-DETRv2 {saved['model']} on {saved['device']}"
+        plot(args.plot or args.replot.with_suffix(".png"), title, saved["http"], rates)
+        return
     path = model_path(args.model, args.cache)
     payload, image = jpeg(args.image_size)
     device = resolve_device(args.device)
