@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import unprocessable
+from ..imaging import Box
 
 NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
 PERSON_CLASSES = frozenset({"person"})
@@ -38,27 +39,11 @@ def group_of(label: str) -> str:
 
 
 @dataclass(frozen=True)
-class BBox:
-    x: float
-    y: float
-    width: float
-    height: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "x": round(self.x, 1),
-            "y": round(self.y, 1),
-            "width": round(self.width, 1),
-            "height": round(self.height, 1),
-        }
-
-
-@dataclass(frozen=True)
 class EventObject:
     label: str
     confidence: float
     frame: int
-    bbox: BBox
+    bbox: Box
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -297,7 +282,7 @@ def _detection(item: Any, frame: int, j: int) -> EventObject:
         label=label.strip().lower(),
         confidence=confidence,
         frame=frame,
-        bbox=BBox(x, y, width, height),
+        bbox=Box(x, y, width, height),
         attributes=dict(attributes) if isinstance(attributes, Mapping) else {},
     )
 

@@ -29,7 +29,7 @@ from ..models.vlm import DescribeRequest, Florence
 from ..runtime.batcher import QueueFullError
 from ..runtime.registry import ModelRegistry, ModelUnavailableError
 from . import risk, rules
-from .event import BBox, EventMetadata, EventObject
+from .event import EventMetadata, EventObject
 from .prompts import EventFacts, build_prompt
 
 _LOGGER = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Pipeline:
     async def _detect(self, images: Sequence[Image.Image]) -> list[EventObject]:
         found = await asyncio.gather(*(self.detect(image) for image in images))
         return [
-            EventObject(d.label, d.confidence, index, BBox(d.x, d.y, d.width, d.height))
+            EventObject(d.label, d.confidence, index, d.box)
             for index, detections in enumerate(found)
             for d in detections
         ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
 
 class ModelLoadError(Exception):
     """A model could not be loaded; the message says why in a user's terms."""
@@ -24,6 +26,14 @@ class Model(Protocol):
     def info(self) -> dict[str, Any]:
         """Facts for /models: source, device, dtype, sizes."""
         ...
+
+
+def module_bytes(module: torch.nn.Module | None) -> int:
+    """Bytes held by a torch module's parameters and buffers (0 when not loaded)."""
+    if module is None:
+        return 0
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def resolve_source(source: str, what: str) -> str:

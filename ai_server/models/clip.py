@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..runtime.devices import DeviceInfo
-from .base import ModelLoadError, hub_failure, resolve_source
+from .base import ModelLoadError, hub_failure, module_bytes, resolve_source
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -122,11 +122,7 @@ class Clip:
         return info
 
     def memory_bytes(self) -> int:
-        model = self._model
-        if model is None:
-            return 0
-        tensors = [*model.parameters(), *model.buffers()]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return module_bytes(self._model)
 
     @torch.inference_mode()
     def embed(self, batch: Sequence[ClipItem]) -> list[Vector]:

@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForObjectDetection
 
+from ..imaging import Box
 from ..runtime.devices import DeviceInfo
-from .base import ModelLoadError, hub_failure, resolve_source
+from .base import ModelLoadError, hub_failure, module_bytes, resolve_source
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,16 +43,15 @@ class Detection:
     width: float
     height: float
 
+    @property
+    def box(self) -> Box:
+        return Box(self.x, self.y, self.width, self.height)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "class": self.label,
             "confidence": round(self.confidence, 4),
-            "bbox": {
-                "x": round(self.x, 1),
-                "y": round(self.y, 1),
-                "width": round(self.width, 1),
-                "height": round(self.height, 1),
-            },
+            "bbox": self.box.as_dict(),
         }
 
 
@@ -106,10 +106,7 @@ class Detector:
         return [] if model is None else list(model.config.id2label.values())
 
     def memory_bytes(self) -> int:
-        model = self._model
-        if model is None:
-            return 0
-        return sum(p.numel() * p.element_size() for p in model.parameters())
+        return module_bytes(self._model)
 
     @torch.inference_mode()
     def detect(self, batch: list[DetectRequest]) -> list[list[Detection]]:

@@ -21,7 +21,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from ..imaging import Box
 from ..runtime.devices import DeviceInfo
-from .base import ModelLoadError, hub_failure, resolve_source
+from .base import ModelLoadError, hub_failure, module_bytes, resolve_source
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -171,11 +171,7 @@ class Florence:
         return info
 
     def memory_bytes(self) -> int:
-        model = self._model
-        if model is None:
-            return 0
-        tensors = [*model.parameters(), *model.buffers()]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return module_bytes(self._model)
 
     @torch.inference_mode()
     def describe(self, batch: Sequence[DescribeRequest]) -> list[DescribeResult]:

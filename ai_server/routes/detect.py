@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import ApiError, unprocessable
-from ..imaging import Box, RawImage, decode_image, read_images
+from ..imaging import RawImage, decode_image, read_images
 from ..keys import DETECT_BATCHER, REGISTRY, SETTINGS
 from ..models.detector import Detection, Detector, DetectRequest
 from .embed import embed_crops
@@ -84,7 +84,7 @@ async def _answer(
     """One image's answer in the seed shape, with CLIP embeddings when `?embed=1`."""
     detections = [d.as_dict() for d in found]
     if _embed_flag(request) and found:
-        boxes = [Box(d.x, d.y, d.width, d.height) for d in found]
+        boxes = [d.box for d in found]
         vectors = await embed_crops(request.app, image, boxes)
         for entry, vector in zip(detections, vectors, strict=True):
             entry["embedding"] = [round(float(v), 6) for v in vector]

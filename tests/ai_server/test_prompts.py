@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ai_server.analysis.event import BBox, EventObject, parse_metadata
+from ai_server.analysis.event import EventObject, parse_metadata
 from ai_server.analysis.prompts import SYSTEM_PROMPT, EventFacts, build_prompt
+from ai_server.imaging import Box
 
 
 def _count(text: str) -> int:
@@ -23,9 +24,9 @@ def _facts(**context: Any) -> EventFacts:
     )
     objects = [
         EventObject(
-            "person", 0.91, 0, BBox(0, 0, 5, 5), {"clothing": "dark hoodie", "face_visible": False}
+            "person", 0.91, 0, Box(0, 0, 5, 5), {"clothing": "dark hoodie", "face_visible": False}
         ),
-        EventObject("car", 0.8, 1, BBox(0, 0, 5, 5), {"plate": "AB123CD", "color": "red"}),
+        EventObject("car", 0.8, 1, Box(0, 0, 5, 5), {"plate": "AB123CD", "color": "red"}),
     ]
     return EventFacts(
         metadata, objects, 2, {0: "a person at a door"}, [{"blur": 12.5, "brightness": 0.1}]

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 
 from ai_server.analysis import rules
-from ai_server.analysis.event import BBox, EventObject, parse_metadata
+from ai_server.analysis.event import EventObject, parse_metadata
+from ai_server.imaging import Box
 
 
 def _objects(*labels: str, frame: int = 0) -> list[EventObject]:
-    return [EventObject(label, 0.9, frame, BBox(0, 0, 10, 10)) for label in labels]
+    return [EventObject(label, 0.9, frame, Box(0, 0, 10, 10)) for label in labels]
 
 
 def _meta(**context: Any) -> Any:
