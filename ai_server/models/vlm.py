@@ -9,6 +9,7 @@ from one request or from several.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -90,8 +91,12 @@ def _quad_box(quad: Sequence[float], size: tuple[int, int]) -> Box:
     return _xyxy_box((min(xs), min(ys), max(xs), max(ys)), size)
 
 
+# Location and control tokens never belong in text answers (a model can still emit them).
+_STRAY_TOKENS = re.compile(r"<(?:loc_\d+|pad|/?s|unk)>")
+
+
 def _clean(text: Any) -> str:
-    return " ".join(str(text).replace("<pad>", "").split())
+    return " ".join(_STRAY_TOKENS.sub(" ", str(text)).split())
 
 
 def parse_answer(task: Task, parsed: Any, size: tuple[int, int]) -> DescribeResult:

@@ -195,3 +195,11 @@ async def test_describe_needs_the_api_key(make_client: MakeClient) -> None:
     ok = await client.post("/describe", json={"image_base64": IMAGE},
                            headers={"Authorization": "Bearer s3cret"})  # fmt: skip
     assert ok.status == 200
+
+
+def test_text_answers_never_carry_location_or_control_tokens() -> None:
+    from ai_server.models.vlm import parse_answer
+
+    raw = "a red car<loc_12><loc_500> parked</s><pad>  outside"
+    assert parse_answer("caption", raw, (100, 100)) == "a red car parked outside"
+    assert parse_answer("ocr", "AB<loc_3>123", (100, 100)) == "AB 123"
