@@ -7,6 +7,8 @@ default: a hub id for `default`, a random-weight build under `HSI_CACHE_DIR/tiny
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..config import Settings
 from ..runtime.devices import DeviceInfo
 from ..runtime.registry import ModelSpec
@@ -49,6 +51,20 @@ def _size_gb(settings: Settings, device: DeviceInfo, parameters: float, tiny_gb:
     if settings.profile == "tiny":
         return tiny_gb
     return parameters * (2 if device.is_cuda else 4) / 2**30
+
+
+def _llm_size_gb(settings: Settings, device: DeviceInfo) -> float:
+    """Before the first load: the GGUF file if it is here (else Nemotron Mini Q4_K_M's 2.7 GB),
+    once per slot on a GPU, plus ~0.5 GB of KV cache per slot per 4096 tokens of context."""
+    if settings.llm_url:
+        return 0.0  # served elsewhere
+    if settings.profile == "tiny" and not settings.llm_path:
+        return 0.01
+    path = Path(settings.llm_path or "")
+    weights = path.stat().st_size / 2**30 if path.is_file() else 2.7
+    copies = settings.llm_slots if device.is_cuda else 1
+    kv = 0.5 * settings.llm_slots * settings.llm_context_size / 4096
+    return weights * copies + kv
 
 
 def llm_source(settings: Settings) -> str:
@@ -108,5 +124,10 @@ def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
             size_gb=_size_gb(settings, device, 777e6 if device.is_cuda else 232e6, 0.0005),
         ),
         # Largest and least urgent: evicted first; /analyze falls back to rules without it.
-        ModelSpec("llm", lambda: build_llm(settings, device), priority=40),
+        ModelSpec(
+            "llm",
+            lambda: build_llm(settings, device),
+            priority=40,
+            size_gb=_llm_size_gb(settings, device),
+        ),
     ]

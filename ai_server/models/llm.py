@@ -313,6 +313,17 @@ class LlamaCppLLM(LLMBackend):
             info["queue_depth"] = max(0, self._pending - self.slots)
         return info
 
+    def memory_bytes(self) -> int:
+        """Weights (mapped once on CPU; offloaded once per slot on a GPU) plus each slot's KV
+        cache, for the registry's memory budget."""
+        with self._lock:
+            contexts, path = list(self._contexts), self._path
+        if not contexts or path is None:
+            return 0
+        weights = Path(path).stat().st_size
+        copies = len(contexts) if self.gpu_layers and _gpu_offload() else 1
+        return weights * copies + sum(kv_cache_bytes(c.metadata, c.n_ctx()) for c in contexts)
+
     def count_tokens(self, text: str) -> int:
         with self._lock:
             context = self._contexts[0] if self._contexts else None
@@ -452,6 +463,22 @@ def _chat_formatter(context: Any) -> Any:
         bos_token=token_text(bos) if bos >= 0 else "",
         stop_token_ids=[eos] if eos >= 0 else None,
     )
+
+
+def kv_cache_bytes(metadata: dict[str, str], n_ctx: int) -> int:
+    """f16 keys and values for every layer and position, from the GGUF's own header."""
+    arch = metadata.get("general.architecture", "llama")
+
+    def number(key: str, default: int = 0) -> int:
+        try:
+            return int(metadata.get(f"{arch}.{key}", default))
+        except ValueError:
+            return default
+
+    layers, width = number("block_count"), number("embedding_length")
+    heads = number("attention.head_count", 1) or 1
+    kv_heads = number("attention.head_count_kv", heads) or heads
+    return 2 * 2 * n_ctx * layers * width * kv_heads // heads
 
 
 def _gpu_offload() -> bool:

@@ -21,6 +21,7 @@ from ai_server.models.llm import (
     LlamaCppLLM,
     LLMError,
     RemoteLLM,
+    kv_cache_bytes,
     resolve_gguf,
 )
 
@@ -140,6 +141,34 @@ async def test_closing_a_stream_stops_generation_and_frees_the_slot(
 async def test_prompt_longer_than_the_context_is_an_error(local_llm: LlamaCppLLM) -> None:
     with pytest.raises(LLMError, match="exceeds the context"):
         await local_llm.generate(GenerationRequest(prompt="word " * 5000, max_tokens=8))
+
+
+def test_kv_cache_size_from_the_gguf_header() -> None:
+    # Nemotron Mini 4B's shape: 32 layers, width 3072, 24 heads sharing 8 KV heads.
+    header = {
+        "general.architecture": "nemotron",
+        "nemotron.block_count": "32",
+        "nemotron.embedding_length": "3072",
+        "nemotron.attention.head_count": "24",
+        "nemotron.attention.head_count_kv": "8",
+    }
+    assert kv_cache_bytes(header, 4096) == 2**29  # 0.5 GiB of f16 keys and values
+    assert kv_cache_bytes({}, 4096) == 0
+
+
+def test_memory_is_measured_for_the_budget(gguf_path: Path) -> None:
+    model = LlamaCppLLM(str(gguf_path), slots=2, context_size=512)
+    assert model.memory_bytes() == 0
+    model.load()
+    try:
+        context = model._contexts[0]
+        per_slot_kv = kv_cache_bytes(context.metadata, context.n_ctx())
+        assert per_slot_kv > 0
+        # CPU: the weights are mapped once, each slot has its own KV cache.
+        assert model.memory_bytes() == gguf_path.stat().st_size + 2 * per_slot_kv
+    finally:
+        model.unload()
+    assert model.memory_bytes() == 0
 
 
 def test_token_count_uses_the_model_tokenizer(local_llm: LlamaCppLLM) -> None:
