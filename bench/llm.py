@@ -33,10 +33,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ai_server.analysis import risk
-from ai_server.analysis.event import BBox, EventObject, parse_metadata
+from ai_server.analysis.event import EventObject, parse_metadata
 from ai_server.analysis.prompts import EventFacts, build_prompt
 from ai_server.app import create_app
 from ai_server.config import load_settings
+from ai_server.imaging import Box
 from ai_server.keys import PRELOAD_TASK
 from ai_server.models import tiny
 from ai_server.models.llm import GenerationRequest, LlamaCppLLM
@@ -77,7 +78,7 @@ def _event(index: int) -> EventFacts:
     )
     objects = [
         EventObject(
-            _LABELS[(index + k) % len(_LABELS)], 0.6 + 0.05 * k, k % frames, BBox(0, 0, 9, 9)
+            _LABELS[(index + k) % len(_LABELS)], 0.6 + 0.05 * k, k % frames, Box(0, 0, 9, 9)
         )
         for k in range(1 + index % 4)
     ]
