@@ -65,7 +65,10 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     def run_detector(batch: list[DetectRequest]) -> list[list[Detection]]:
         return registry.loaded("detector", Detector).detect(batch)
 
-    app[DETECT_BATCHER] = model_batcher("detector", run_detector, settings, device, app[METRICS])
+    # On CPU a 640 px detector runs fastest one image at a time (docs/benchmarks.md).
+    app[DETECT_BATCHER] = model_batcher(
+        "detector", run_detector, settings, device, app[METRICS], cpu_batch=1
+    )
     app[ANALYZE_PIPELINE] = Pipeline(
         registry,
         partial(detect.detect_image, app),

@@ -43,8 +43,11 @@ def setup_vision(
     def run_florence(batch: list[DescribeRequest]) -> Sequence[DescribeResult]:
         return registry.loaded("florence", Florence).describe(batch)
 
-    app[CLIP_BATCHER] = model_batcher("clip", run_clip, settings, device, metrics)
-    app[FLORENCE_BATCHER] = model_batcher("florence", run_florence, settings, device, metrics)
+    # Small inputs (224 px crops, short prompts) batch well even on CPU (docs/benchmarks.md).
+    app[CLIP_BATCHER] = model_batcher("clip", run_clip, settings, device, metrics, cpu_batch=8)
+    app[FLORENCE_BATCHER] = model_batcher(
+        "florence", run_florence, settings, device, metrics, cpu_batch=8
+    )
     app[ENRICHER] = Enricher(
         registry, app[CLIP_BATCHER], app[FLORENCE_BATCHER], load_labels(settings.labels_path)
     )

@@ -235,6 +235,8 @@ def model_batcher(
     settings: Settings,
     device: DeviceInfo,
     metrics: Metrics,
+    *,
+    cpu_batch: int,
 ) -> DynamicBatcher[T, R]:
     """The batcher of one model, sized for its device and reporting to the app's metrics."""
 
@@ -246,7 +248,7 @@ def model_batcher(
     return DynamicBatcher(
         name,
         run,
-        max_batch_size=settings.batch_size(cuda=device.is_cuda),
+        max_batch_size=settings.batch_size(cuda=device.is_cuda, cpu_default=cpu_batch),
         max_wait_ms=settings.batch_max_wait_ms,
         max_queue=settings.queue_max,
         observer=observe,

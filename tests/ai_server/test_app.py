@@ -42,6 +42,14 @@ async def test_api_key_guards_every_endpoint_but_health(
     assert (await client.get("/health")).status == 200
 
 
+async def test_batch_sizes_are_per_model_on_cpu(client) -> None:
+    from ai_server.keys import CLIP_BATCHER, DETECT_BATCHER, FLORENCE_BATCHER
+
+    app = client.server.app
+    sizes = [app[key].max_batch_size for key in (DETECT_BATCHER, CLIP_BATCHER, FLORENCE_BATCHER)]
+    assert sizes == [1, 8, 8]
+
+
 async def test_no_key_configured_means_open(client) -> None:
     assert (await client.get("/models")).status == 200
 

@@ -63,9 +63,12 @@ def test_original_environment_names(tmp_path: Path) -> None:
 def test_batch_size_is_auto_by_device(tmp_path: Path) -> None:
     auto = settings(tmp_path)
     assert auto.batch_max_size is None
-    assert (auto.batch_size(cuda=False), auto.batch_size(cuda=True)) == (1, 16)
+    assert auto.batch_size(cuda=False, cpu_default=1) == 1
+    assert auto.batch_size(cuda=False, cpu_default=8) == 8
+    assert auto.batch_size(cuda=True, cpu_default=1) == 16
     fixed = settings(tmp_path, env={"HSI_BATCH_MAX_SIZE": "4"})
-    assert (fixed.batch_size(cuda=False), fixed.batch_size(cuda=True)) == (4, 4)
+    assert fixed.batch_size(cuda=False, cpu_default=1) == 4
+    assert fixed.batch_size(cuda=True, cpu_default=8) == 4
     assert settings(tmp_path, env={"HSI_BATCH_MAX_SIZE": "AUTO"}).batch_max_size is None
     with pytest.raises(ConfigError, match="between 1 and 256, or auto"):
         settings(tmp_path, env={"HSI_BATCH_MAX_SIZE": "many"})
