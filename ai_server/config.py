@@ -83,8 +83,8 @@ class Settings:
 
     def batch_size(self, *, cuda: bool, cpu_default: int) -> int:
         """Largest batch per model call: the setting, else 16 on CUDA and the model's own CPU
-        default (measured per model in docs/benchmarks.md: batching costs the detector ~40 %
-        of its images/s on 2 cores, and gives CLIP ~60 % more)."""
+        default (measured per model in docs/benchmarks.md: on 2 cores batching costs the
+        detector ~40 % and Florence-2 ~10 % of their throughput, and gives CLIP ~60 % more)."""
         if self.batch_max_size is not None:
             return self.batch_max_size
         return GPU_BATCH if cuda else cpu_default
@@ -260,7 +260,7 @@ SPECS: tuple[SettingSpec, ...] = (
         "batch_max_size",
         "HSI_BATCH_MAX_SIZE",
         _auto_or(_int_range(1, 256)),
-        f"items per batch, or auto: {GPU_BATCH} on CUDA; on CPU detector 1, CLIP/Florence-2 8",
+        f"items per batch, or auto: {GPU_BATCH} on CUDA; on CPU 8 for CLIP, 1 for the others",
     ),
     SettingSpec(
         "batch_max_wait_ms", "HSI_BATCH_MAX_WAIT_MS", _float_range(0, 10_000), "batch wait (ms)"

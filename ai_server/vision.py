@@ -43,10 +43,11 @@ def setup_vision(
     def run_florence(batch: list[DescribeRequest]) -> Sequence[DescribeResult]:
         return registry.loaded("florence", Florence).describe(batch)
 
-    # Small inputs (224 px crops, short prompts) batch well even on CPU (docs/benchmarks.md).
+    # On CPU, CLIP's 224 px crops batch well; Florence-2's generation does not
+    # (docs/benchmarks.md: ViT-B/32 12.5 -> 20 crops/s at batch 8; base 0.33 -> 0.30 captions/s).
     app[CLIP_BATCHER] = model_batcher("clip", run_clip, settings, device, metrics, cpu_batch=8)
     app[FLORENCE_BATCHER] = model_batcher(
-        "florence", run_florence, settings, device, metrics, cpu_batch=8
+        "florence", run_florence, settings, device, metrics, cpu_batch=1
     )
     app[ENRICHER] = Enricher(
         registry, app[CLIP_BATCHER], app[FLORENCE_BATCHER], load_labels(settings.labels_path)

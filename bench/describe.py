@@ -34,13 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ai_server.models import tiny
 from ai_server.models.vlm import DescribeRequest, Florence
 from ai_server.runtime.devices import resolve_device
-from bench.embed import best, in_worker, reference_rate, steady_time
-from bench.harness import (
-    http_load,
-    percentile,
-    running_server,
-    scrape_mean_batch,
-)
+from bench.embed import best, in_worker, steady_time
+from bench.harness import http_levels, percentile, running_server
 
 OBJECTS = [
     {"class": "person", "bbox": {"x": 40, "y": 120, "width": 90, "height": 260}},
@@ -116,39 +111,6 @@ def in_process(model: Florence, args: argparse.Namespace, image: Image.Image) ->
     return rates
 
 
-async def describe_over_http(
-    base_url: str, payload: bytes, args: argparse.Namespace, rates: dict[int, float]
-) -> list[dict[str, Any]]:
-    url, kind = f"{base_url}/describe", "application/json"
-    await http_load(url, payload, concurrency=2, requests=24, content_type=kind)  # warm up
-    rows = []
-    for concurrency in args.concurrency:
-        before = await scrape_mean_batch(base_url, "florence")
-        result = await http_load(
-            url, payload, concurrency=concurrency, requests=args.requests, content_type=kind
-        )
-        after = await scrape_mean_batch(base_url, "florence")
-        mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-        reference = reference_rate(rates, mean_batch)
-        row = {
-            "concurrency": concurrency,
-            "throughput": result.throughput,
-            "p50_ms": result.percentile(50),
-            "p95_ms": result.percentile(95),
-            "mean_batch": mean_batch,
-            "in_process_same_batch": reference,
-            "ratio": result.throughput / reference,
-        }
-        rows.append(row)
-        print(
-            f"http  {concurrency:>3} clients: {row['throughput']:8.2f} captions/s  "
-            f"p50 {row['p50_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f} ms  "
-            f"mean batch {mean_batch:5.2f}  ratio vs in-process {row['ratio']:.2f}",
-            flush=True,
-        )
-    return rows
-
-
 async def enrich_latency(base_url: str, image_b64: str, requests: int) -> dict[str, Any]:
     """Sequential 8-object /enrich calls: the latency one event's enrichment adds."""
     figures: dict[str, Any] = {}
@@ -207,7 +169,13 @@ def main() -> None:
     with running_server(*server_args) as server:
         after = in_process(model, args, image)  # same minute as HTTP, the server idle
         rates = best(before, after)
-        rows = asyncio.run(describe_over_http(server.base_url, payload, args, rates))
+        rows = asyncio.run(
+            http_levels(
+                server.base_url, "/describe", "florence", payload, levels=args.concurrency,
+                requests=args.requests, rates=rates, unit="captions",
+                content_type="application/json", warmup=24,
+            )
+        )  # fmt: skip
         enrich = asyncio.run(enrich_latency(server.base_url, image_b64, args.enrich_requests))
         peak_rss = server.peak_rss_mb()
     model.unload()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import itertools
 import json
 import platform
 import sys
@@ -32,12 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ai_server.models import tiny
 from ai_server.models.detector import Detector, DetectRequest
 from ai_server.runtime.devices import resolve_device
-from bench.harness import (
-    http_load,
-    median_time,
-    running_server,
-    scrape_mean_batch,
-)
+from bench.harness import http_levels, median_time, running_server
 
 
 def _ints(text: str) -> list[int]:
@@ -111,51 +105,6 @@ def in_process(
     return rates, threaded
 
 
-def reference_rate(rates: dict[int, float], batch: float) -> float:
-    """In-process img/s at a (fractional) batch size, linear between measured sizes."""
-    sizes = sorted(rates)
-    if batch <= sizes[0]:
-        return rates[sizes[0]]
-    for low, high in itertools.pairwise(sizes):
-        if batch <= high:
-            share = (batch - low) / (high - low)
-            return rates[low] + share * (rates[high] - rates[low])
-    return rates[sizes[-1]]
-
-
-async def over_http(
-    base_url: str, payload: bytes, args: argparse.Namespace, rates: dict[int, float]
-) -> list[dict[str, Any]]:
-    url = f"{base_url}/detect"
-    await http_load(url, payload, concurrency=2, requests=4)  # warm the server's paths
-    rows = []
-    for concurrency in args.concurrency:
-        before = await scrape_mean_batch(base_url, "detector")
-        result = await http_load(url, payload, concurrency=concurrency, requests=args.requests)
-        after = await scrape_mean_batch(base_url, "detector")
-        mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-        reference = reference_rate(rates, mean_batch)
-        row = {
-            "concurrency": concurrency,
-            "throughput": result.throughput,
-            "p50_ms": result.percentile(50),
-            "p95_ms": result.percentile(95),
-            "mean_batch": mean_batch,
-            "in_process_same_batch": reference,
-            "ratio": result.throughput / reference,
-            "ratio_vs_best_in_process": result.throughput / max(rates.values()),
-        }
-        rows.append(row)
-        print(
-            f"http  {concurrency:>3} clients: {row['throughput']:8.2f} img/s  "
-            f"p50 {row['p50_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f} ms  "
-            f"mean batch {mean_batch:5.2f}  ratio vs in-process same batch {row['ratio']:.2f}, "
-            f"vs best in-process {row['ratio_vs_best_in_process']:.2f}",
-            flush=True,
-        )
-    return rows
-
-
 def plot(path: Path, title: str, rows: list[dict[str, Any]], rates: dict[int, float]) -> None:
     import matplotlib
 
@@ -209,7 +158,12 @@ def main() -> None:
         "--queue-max", "1024",
     ]  # fmt: skip
     with running_server(*server_args) as server:
-        rows = asyncio.run(over_http(server.base_url, payload, args, rates))
+        rows = asyncio.run(
+            http_levels(
+                server.base_url, "/detect", "detector", payload, levels=args.concurrency,
+                requests=args.requests, rates=rates, unit="img",
+            )
+        )  # fmt: skip
         peak_rss = server.peak_rss_mb()
     print(f"server peak RSS: {peak_rss:.0f} MB")
     figures = {

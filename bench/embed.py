@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import base64
 import io
-import itertools
 import json
 import platform
 import statistics
@@ -26,7 +25,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
@@ -36,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ai_server.models import tiny
 from ai_server.models.clip import Clip, ClipItem
 from ai_server.runtime.devices import resolve_device
-from bench.harness import http_load, running_server, scrape_mean_batch
+from bench.harness import http_levels, running_server
 
 
 def _ints(text: str) -> list[int]:
@@ -105,18 +103,6 @@ def steady_time(fn: Callable[[], object], repeats: int, min_seconds: float = 2.0
     return statistics.median(times)
 
 
-def reference_rate(rates: dict[int, float], batch: float) -> float:
-    """In-process items/s at a (fractional) batch size, linear between measured sizes."""
-    sizes = sorted(rates)
-    if batch <= sizes[0]:
-        return rates[sizes[0]]
-    for low, high in itertools.pairwise(sizes):
-        if batch <= high:
-            share = (batch - low) / (high - low)
-            return rates[low] + share * (rates[high] - rates[low])
-    return rates[sizes[-1]]
-
-
 def in_process(clip: Clip, args: argparse.Namespace, image: Image.Image) -> dict[int, float]:
     rates: dict[int, float] = {}
     for size in args.batches:
@@ -141,40 +127,6 @@ def in_worker(fn: Callable[[], float]) -> float:
 def best(*runs: dict[int, float]) -> dict[int, float]:
     """The faster of repeated in-process runs per batch size: ratios against it are cautious."""
     return {size: max(run[size] for run in runs) for size in runs[0]}
-
-
-async def over_http(
-    base_url: str, payload: bytes, args: argparse.Namespace, rates: dict[int, float]
-) -> list[dict[str, Any]]:
-    url = f"{base_url}/embed"
-    kind = "application/json"
-    await http_load(url, payload, concurrency=2, requests=32, content_type=kind)  # warm up
-    rows = []
-    for concurrency in args.concurrency:
-        before = await scrape_mean_batch(base_url, "clip")
-        result = await http_load(
-            url, payload, concurrency=concurrency, requests=args.requests, content_type=kind
-        )
-        after = await scrape_mean_batch(base_url, "clip")
-        mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-        reference = reference_rate(rates, mean_batch)
-        row = {
-            "concurrency": concurrency,
-            "throughput": result.throughput,
-            "p50_ms": result.percentile(50),
-            "p95_ms": result.percentile(95),
-            "mean_batch": mean_batch,
-            "in_process_same_batch": reference,
-            "ratio": result.throughput / reference,
-        }
-        rows.append(row)
-        print(
-            f"http  {concurrency:>3} clients: {row['throughput']:8.2f} crops/s  "
-            f"p50 {row['p50_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f} ms  "
-            f"mean batch {mean_batch:5.2f}  ratio vs in-process {row['ratio']:.2f}",
-            flush=True,
-        )
-    return rows
 
 
 def main() -> None:
@@ -202,7 +154,13 @@ def main() -> None:
     with running_server(*server_args) as server:
         after = in_process(clip, args, image)  # same minute as HTTP, the server idle
         rates = best(before, after)
-        rows = asyncio.run(over_http(server.base_url, payload, args, rates))
+        rows = asyncio.run(
+            http_levels(
+                server.base_url, "/embed", "clip", payload, levels=args.concurrency,
+                requests=args.requests, rates=rates, unit="crops",
+                content_type="application/json", warmup=32,
+            )
+        )  # fmt: skip
         peak_rss = server.peak_rss_mb()
     clip.unload()
     print(f"server peak RSS: {peak_rss:.0f} MB")

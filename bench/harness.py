@@ -7,6 +7,7 @@ machine, so the ratio between them means something.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import statistics
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -159,3 +161,65 @@ def median_time(fn: object, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def reference_rate(rates: dict[int, float], batch: float) -> float:
+    """In-process items/s at a (fractional) batch size, linear between measured sizes."""
+    sizes = sorted(rates)
+    if batch <= sizes[0]:
+        return rates[sizes[0]]
+    for low, high in itertools.pairwise(sizes):
+        if batch <= high:
+            share = (batch - low) / (high - low)
+            return rates[low] + share * (rates[high] - rates[low])
+    return rates[sizes[-1]]
+
+
+async def http_levels(
+    base_url: str,
+    endpoint: str,
+    model: str,
+    payload: bytes,
+    *,
+    levels: Sequence[int],
+    requests: int,
+    rates: dict[int, float],
+    unit: str,
+    content_type: str = "image/jpeg",
+    warmup: int = 4,
+) -> list[dict[str, Any]]:
+    """HTTP throughput and latency at each client concurrency, against in-process `rates`.
+
+    The mean batch the server formed comes from its own /metrics, and the ratio divides HTTP
+    throughput by in-process throughput at that batch size (and by the best in-process rate).
+    """
+    url = f"{base_url}{endpoint}"
+    await http_load(url, payload, concurrency=2, requests=warmup, content_type=content_type)
+    rows = []
+    for concurrency in levels:
+        before = await scrape_mean_batch(base_url, model)
+        result = await http_load(
+            url, payload, concurrency=concurrency, requests=requests, content_type=content_type
+        )
+        after = await scrape_mean_batch(base_url, model)
+        mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+        reference = reference_rate(rates, mean_batch)
+        row = {
+            "concurrency": concurrency,
+            "throughput": result.throughput,
+            "p50_ms": result.percentile(50),
+            "p95_ms": result.percentile(95),
+            "mean_batch": mean_batch,
+            "in_process_same_batch": reference,
+            "ratio": result.throughput / reference,
+            "ratio_vs_best_in_process": result.throughput / max(rates.values()),
+        }
+        rows.append(row)
+        print(
+            f"http  {concurrency:>3} clients: {row['throughput']:8.2f} {unit}/s  "
+            f"p50 {row['p50_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f} ms  "
+            f"mean batch {mean_batch:5.2f}  ratio vs in-process same batch {row['ratio']:.2f}, "
+            f"vs best in-process {row['ratio_vs_best_in_process']:.2f}",
+            flush=True,
+        )
+    return rows

@@ -47,7 +47,7 @@ async def test_batch_sizes_are_per_model_on_cpu(client) -> None:
 
     app = client.server.app
     sizes = [app[key].max_batch_size for key in (DETECT_BATCHER, CLIP_BATCHER, FLORENCE_BATCHER)]
-    assert sizes == [1, 8, 8]
+    assert sizes == [1, 8, 1]
 
 
 async def test_no_key_configured_means_open(client) -> None:
