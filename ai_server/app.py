@@ -13,7 +13,7 @@ from functools import partial
 
 from aiohttp import web
 
-from .analysis.pipeline import Pipeline, florence_caption
+from .analysis.pipeline import Pipeline
 from .config import Settings
 from .errors import ApiError, too_large, unavailable
 from .keys import (
@@ -69,16 +69,12 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     app[DETECT_BATCHER] = model_batcher(
         "detector", run_detector, settings, device, app[METRICS], cpu_batch=1
     )
+    # setup_vision adds the enrich and describe stages, through the CLIP/Florence-2 batchers.
     app[ANALYZE_PIPELINE] = Pipeline(
-        registry,
-        partial(detect.detect_image, app),
-        llm_timeout=settings.llm_timeout,
-        describe=florence_caption(registry) if "florence" in registry.names else None,
+        registry, partial(detect.detect_image, app), llm_timeout=settings.llm_timeout
     )
-    app.add_routes(analyze.routes)
-    app.add_routes(llm.routes)
-    for routes in (health.routes, detect.routes, models.routes, metrics.routes):
-        app.add_routes(routes)
+    for group in (health, detect, models, metrics, analyze, llm):
+        app.add_routes(group.routes)
     app.cleanup_ctx.append(_lifecycle)
     setup_vision(app, settings, device, registry, app[METRICS])
     return app

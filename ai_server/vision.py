@@ -14,7 +14,7 @@ from aiohttp import web
 from PIL import Image
 
 from .analysis.event import EventObject
-from .analysis.pipeline import EnrichFn
+from .analysis.pipeline import DescribeFn, EnrichFn
 from .config import Settings
 from .imaging import Box
 from .keys import ANALYZE_PIPELINE, CLIP_BATCHER, ENRICHER, FLORENCE_BATCHER
@@ -23,7 +23,7 @@ from .models.clip import Clip, ClipItem, Vector
 from .models.enrich import Enricher, EnrichObject, load_labels
 from .models.vlm import DescribeRequest, DescribeResult, Florence
 from .routes import describe, embed, enrich
-from .runtime.batcher import model_batcher
+from .runtime.batcher import DynamicBatcher, model_batcher
 from .runtime.devices import DeviceInfo
 from .runtime.registry import ModelRegistry
 
@@ -56,7 +56,20 @@ def setup_vision(
         app.add_routes(routes)
     if ANALYZE_PIPELINE in app:
         app[ANALYZE_PIPELINE].enrich = analysis_enricher(app[ENRICHER])
+        app[ANALYZE_PIPELINE].describe = batched_caption(registry, app[FLORENCE_BATCHER])
     app.cleanup_ctx.append(_lifecycle)
+
+
+def batched_caption(
+    registry: ModelRegistry, batcher: DynamicBatcher[DescribeRequest, DescribeResult]
+) -> DescribeFn:
+    """/analyze's key-frame caption, batched with /describe's requests."""
+
+    async def describe(image: Image.Image) -> str:
+        async with registry.use("florence", Florence):
+            return str(await batcher.submit(DescribeRequest(image, "caption")))
+
+    return describe
 
 
 def analysis_enricher(enricher: Enricher) -> EnrichFn:

@@ -25,7 +25,6 @@ from PIL import Image
 
 from ..models.detector import Detection
 from ..models.llm import GenerationRequest, LLMBackend, LLMError
-from ..models.vlm import DescribeRequest, Florence
 from ..runtime.batcher import QueueFullError
 from ..runtime.registry import ModelRegistry, ModelUnavailableError
 from . import risk, rules
@@ -45,17 +44,6 @@ EnrichFn = Callable[
     [Image.Image, Sequence[EventObject]], Awaitable[tuple[list[dict[str, Any]], dict[str, Any]]]
 ]
 DescribeFn = Callable[[Image.Image], Awaitable[str]]
-
-
-def florence_caption(registry: ModelRegistry) -> DescribeFn:
-    """A caption of one image by the registry's Florence-2 model."""
-
-    async def describe(image: Image.Image) -> str:
-        async with registry.use("florence", Florence) as model:
-            answers = await asyncio.to_thread(model.describe, [DescribeRequest(image, "caption")])
-        return " ".join(str(answers[0]).split())
-
-    return describe
 
 
 @dataclass
