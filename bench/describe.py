@@ -19,7 +19,6 @@ import io
 import json
 import platform
 import sys
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -35,7 +34,7 @@ from ai_server.models import tiny
 from ai_server.models.vlm import DescribeRequest, Florence
 from ai_server.runtime.devices import resolve_device
 from bench.embed import best, in_worker, steady_time
-from bench.harness import http_levels, percentile, running_server
+from bench.harness import bench_parser, http_levels, percentile, running_server
 
 OBJECTS = [
     {"class": "person", "bbox": {"x": 40, "y": 120, "width": 90, "height": 260}},
@@ -49,31 +48,18 @@ OBJECTS = [
 ]
 
 
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part]
-
-
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = bench_parser(__doc__, batches=[1, 4], concurrency=[1, 4], requests=32, repeats=3)
     parser.add_argument("--model", default="tiny", help="tiny, base (random weights) or a path")
     parser.add_argument("--clip", default="tiny", help="CLIP for /enrich: tiny, vitb32 or a path")
-    parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--threads",
         type=int,
         default=1,
         help="torch threads, in-process and in the server (2 threads on 2 shared cores thrash)",
     )
-    parser.add_argument("--batches", type=_ints, default=[1, 4])
-    parser.add_argument("--concurrency", type=_ints, default=[1, 4])
-    parser.add_argument("--requests", type=int, default=32, help="HTTP requests per level")
     parser.add_argument("--enrich-requests", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3, help="timed in-process runs per batch")
     parser.add_argument("--max-new-tokens", type=int, default=20)
-    parser.add_argument("--max-batch", default="auto", help="HSI_BATCH_MAX_SIZE for the server")
-    parser.add_argument("--max-wait-ms", type=float, default=2)
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
-    parser.add_argument("--json", type=Path, help="write the figures here")
     return parser.parse_args()
 
 

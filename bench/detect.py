@@ -18,7 +18,6 @@ import io
 import json
 import platform
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,26 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ai_server.models import tiny
 from ai_server.models.detector import Detector, DetectRequest
 from ai_server.runtime.devices import resolve_device
-from bench.harness import http_levels, median_time, running_server
-
-
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part]
+from bench.harness import bench_parser, http_levels, median_time, running_server
 
 
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(
+        __doc__, batches=[1, 4, 8], concurrency=[1, 4, 8, 16], requests=96, repeats=5
+    )
     parser.add_argument("--model", default="tiny", help="tiny, r50vd (random weights) or a path")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batches", type=_ints, default=[1, 4, 8])
-    parser.add_argument("--concurrency", type=_ints, default=[1, 4, 8, 16])
-    parser.add_argument("--requests", type=int, default=96, help="HTTP requests per level")
-    parser.add_argument("--repeats", type=int, default=5, help="timed in-process runs per batch")
-    parser.add_argument("--max-batch", default="auto", help="HSI_BATCH_MAX_SIZE for the server")
-    parser.add_argument("--max-wait-ms", type=float, default=2)
     parser.add_argument("--image-size", default="640x480")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
-    parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--plot", type=Path, help="write a PNG of throughput and p95 here")
     parser.add_argument("--replot", type=Path, help="only plot the figures of an earlier --json")
     return parser.parse_args()

@@ -19,7 +19,6 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,32 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ai_server.models import tiny
 from ai_server.models.clip import Clip, ClipItem
 from ai_server.runtime.devices import resolve_device
-from bench.harness import http_levels, running_server
-
-
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part]
+from bench.harness import bench_parser, http_levels, running_server
 
 
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = bench_parser(__doc__, batches=[1, 4, 8], concurrency=[1, 4, 8], requests=96, repeats=5)
     parser.add_argument("--model", default="tiny", help="tiny, vitb32 (random weights) or a path")
-    parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--threads",
         type=int,
         default=1,
         help="torch threads, in-process and in the server (2 threads on 2 shared cores thrash)",
     )
-    parser.add_argument("--batches", type=_ints, default=[1, 4, 8])
-    parser.add_argument("--concurrency", type=_ints, default=[1, 4, 8])
-    parser.add_argument("--requests", type=int, default=96, help="HTTP requests per level")
-    parser.add_argument("--repeats", type=int, default=5, help="timed in-process runs per batch")
-    parser.add_argument("--max-batch", default="auto", help="HSI_BATCH_MAX_SIZE for the server")
-    parser.add_argument("--max-wait-ms", type=float, default=2)
     parser.add_argument("--crop-size", default="160x320", help="a person-sized crop")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
-    parser.add_argument("--json", type=Path, help="write the figures here")
     return parser.parse_args()
 
 

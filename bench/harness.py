@@ -6,6 +6,7 @@ machine, so the ratio between them means something.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import os
@@ -13,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -223,3 +225,31 @@ async def http_levels(
             flush=True,
         )
     return rows
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def bench_parser(
+    doc: str | None,
+    *,
+    batches: list[int],
+    concurrency: list[int],
+    requests: int,
+    repeats: int,
+) -> argparse.ArgumentParser:
+    """The options every in-process vs HTTP bench shares; scripts add their own."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batches", type=_ints, default=batches)
+    parser.add_argument("--concurrency", type=_ints, default=concurrency)
+    parser.add_argument("--requests", type=int, default=requests, help="HTTP requests per level")
+    parser.add_argument(
+        "--repeats", type=int, default=repeats, help="timed in-process runs per batch"
+    )
+    parser.add_argument("--max-batch", default="auto", help="HSI_BATCH_MAX_SIZE for the server")
+    parser.add_argument("--max-wait-ms", type=float, default=2)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser

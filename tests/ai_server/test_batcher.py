@@ -32,6 +32,12 @@ class Recorder:
         return [2 * item for item in items]
 
 
+async def until_busy(batcher: DynamicBatcher[int, int]) -> None:
+    """Wait until the worker has handed a batch to the model."""
+    while not batcher._inflight:
+        await asyncio.sleep(0.005)
+
+
 def make(fn, **kwargs) -> DynamicBatcher[int, int]:
     options = {"max_batch_size": 4, "max_wait_ms": 50, "max_queue": 100} | kwargs
     return DynamicBatcher("test", fn, **options)
@@ -55,8 +61,7 @@ async def test_without_wait_requests_arriving_during_a_batch_form_the_next() -> 
     fn = Recorder(gate=gate)
     batcher = make(fn, max_batch_size=8, max_wait_ms=0)
     first = asyncio.ensure_future(batcher.submit(0))
-    while not batcher._inflight:
-        await asyncio.sleep(0.005)  # the model is busy with item 0 alone
+    await until_busy(batcher)  # the model is busy with item 0 alone
     rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 6)]
     await asyncio.sleep(0.01)
     gate.set()
@@ -91,8 +96,7 @@ async def test_bounded_queue_refuses_with_retry_hint() -> None:
     fn = Recorder(gate=gate)
     batcher = make(fn, max_batch_size=1, max_wait_ms=0, max_queue=2)
     first = asyncio.ensure_future(batcher.submit(1))
-    while not batcher._inflight:
-        await asyncio.sleep(0.005)
+    await until_busy(batcher)
     waiting = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3)]
     await asyncio.sleep(0.01)
     assert batcher.queue_depth == 2
@@ -110,8 +114,7 @@ async def test_cancelled_request_frees_its_slot_and_is_skipped() -> None:
     fn = Recorder(gate=gate)
     batcher = make(fn, max_batch_size=1, max_wait_ms=0, max_queue=1)
     first = asyncio.ensure_future(batcher.submit(1))
-    while not batcher._inflight:
-        await asyncio.sleep(0.005)
+    await until_busy(batcher)
     doomed = asyncio.ensure_future(batcher.submit(2))
     await asyncio.sleep(0.01)
     assert batcher.queue_depth == 1
@@ -131,8 +134,7 @@ async def test_a_multi_item_submission_takes_one_queue_slot() -> None:
     fn = Recorder(gate=gate)
     batcher = make(fn, max_batch_size=4, max_wait_ms=0, max_queue=2)
     first = asyncio.ensure_future(batcher.submit(100))
-    while not batcher._inflight:
-        await asyncio.sleep(0.005)
+    await until_busy(batcher)
     crops = asyncio.ensure_future(batcher.submit_many(list(range(10))))  # 10 items, 1 slot
     single = asyncio.ensure_future(batcher.submit(50))
     await asyncio.sleep(0.01)
@@ -155,8 +157,7 @@ async def test_cancelling_a_multi_item_submission_frees_its_slot() -> None:
     fn = Recorder(gate=gate)
     batcher = make(fn, max_batch_size=1, max_wait_ms=0, max_queue=1)
     first = asyncio.ensure_future(batcher.submit(1))
-    while not batcher._inflight:
-        await asyncio.sleep(0.005)
+    await until_busy(batcher)
     doomed = asyncio.ensure_future(batcher.submit_many([7, 8, 9]))
     await asyncio.sleep(0.01)
     doomed.cancel()
@@ -199,8 +200,7 @@ async def test_close_fails_waiting_callers_and_refuses_new_ones() -> None:
     batcher = make(Recorder(gate=gate), max_batch_size=1, max_wait_ms=0)
     inflight = asyncio.ensure_future(batcher.submit(1))
     queued = asyncio.ensure_future(batcher.submit(2))
-    while not batcher._inflight:
-        await asyncio.sleep(0.005)
+    await until_busy(batcher)
     await batcher.close()
     gate.set()
     for future in (inflight, queued):
