@@ -14,6 +14,7 @@ from homeassistant.helpers.typing import ConfigType
 from .api import HsiAuthError, HsiClient, HsiError
 from .const import CONF_VERIFY_SSL, DOMAIN, MAX_CONCURRENT_REQUESTS, SUBENTRY_CAMERA
 from .coordinator import HsiServerCoordinator, ServerStatus
+from .entity import server_device_info
 from .gallery import Gallery
 from .history import EventHistory
 from .models import CameraSettings, HsiConfigEntry, HsiRuntimeData, PipelineOptions
@@ -80,6 +81,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
                 hass, entry, runtime, CameraSettings.from_subentry(subentry)
             )
 
+    # The server device first: camera devices name it as via_device (an error from HA 2025.12).
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **server_device_info(coordinator)
+    )
     _async_remove_stale_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     for pipeline in runtime.pipelines.values():

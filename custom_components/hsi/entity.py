@@ -37,6 +37,21 @@ def async_add_camera_entities(
         async_add_entities(entities(pipeline), config_subentry_id=camera_id)
 
 
+def server_device_info(coordinator: HsiServerCoordinator) -> DeviceInfo:
+    """The AI server's device: the parent of every camera device of the entry."""
+    entry = coordinator.config_entry
+    health = coordinator.data.health if coordinator.data else None
+    return DeviceInfo(
+        identifiers={(DOMAIN, entry.entry_id)},
+        name=entry.title,
+        manufacturer="Home Security Intelligence",
+        model="AI server",
+        sw_version=health.version if health else None,
+        configuration_url=str(coordinator.client.url),
+        entry_type=DeviceEntryType.SERVICE,
+    )
+
+
 class HsiServerEntity(CoordinatorEntity[HsiServerCoordinator]):
     """An entity of the AI server device."""
 
@@ -46,18 +61,8 @@ class HsiServerEntity(CoordinatorEntity[HsiServerCoordinator]):
         """Attach to the server device."""
         super().__init__(coordinator)
         self.entity_description = description
-        entry = coordinator.config_entry
-        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
-        health = coordinator.data.health if coordinator.data else None
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=entry.title,
-            manufacturer="Home Security Intelligence",
-            model="AI server",
-            sw_version=health.version if health else None,
-            configuration_url=str(coordinator.client.url),
-            entry_type=DeviceEntryType.SERVICE,
-        )
+        self._attr_unique_id = f"{coordinator.config_entry.entry_id}_{description.key}"
+        self._attr_device_info = server_device_info(coordinator)
 
 
 class HsiCameraEntity(CoordinatorEntity[HsiServerCoordinator]):
