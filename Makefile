@@ -35,18 +35,18 @@ venv-server: $(SERVER_STAMP)
 venv-ha: $(HA_STAMP)
 venv-ha-demo: $(HA_DEMO_STAMP)
 
-$(SERVER_STAMP): pyproject.toml constraints/server.txt
+$(SERVER_STAMP): pyproject.toml constraints/server.txt client/pyproject.toml
 	@test -n "$(PY311)" || { echo "python3.11 not found"; exit 1; }
 	test -x $(VENV_SERVER)/bin/python || $(PY311) -m venv $(VENV_SERVER)
 	$(VENV_SERVER)/bin/pip install -q --upgrade pip
-	$(VENV_SERVER)/bin/pip install -q -c constraints/server.txt -e '.[dev,bench]'
+	$(VENV_SERVER)/bin/pip install -q -c constraints/server.txt -e ./client -e '.[dev,bench]'
 	touch $@
 
-$(HA_STAMP): requirements/ha-test.txt constraints/ha.txt
+$(HA_STAMP): requirements/ha-test.txt constraints/ha.txt client/pyproject.toml
 	@test -n "$(PY313)" || { echo "python3.13 not found (needed by Home Assistant)"; exit 1; }
 	test -x $(VENV_HA)/bin/python || $(PY313) -m venv $(VENV_HA)
 	$(VENV_HA)/bin/pip install -q --upgrade pip
-	$(VENV_HA)/bin/pip install -q -c constraints/ha.txt -r requirements/ha-test.txt
+	$(VENV_HA)/bin/pip install -q -c constraints/ha.txt -r requirements/ha-test.txt -e ./client
 	touch $@
 
 # Only the demo and its e2e test need HA's frontend package (HA will not start without it).
