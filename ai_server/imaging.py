@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from hsi_client import BoundingBox
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ApiError, bad_request, too_large, unprocessable, unsupported_media
@@ -187,22 +188,8 @@ async def _read_multipart(
 # --- boxes and crops -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Box:
-    """A box in pixel coordinates of its image: the API's `{x, y, width, height}`."""
-
-    x: float
-    y: float
-    width: float
-    height: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "x": round(self.x, 1),
-            "y": round(self.y, 1),
-            "width": round(self.width, 1),
-            "height": round(self.height, 1),
-        }
+# Boxes are the contract's type: the same class the integration parses.
+Box = BoundingBox
 
 
 def parse_box(value: Any, field: str, size: tuple[int, int]) -> Box:

@@ -1,120 +1,34 @@
-"""One security event as /analyze receives it: metadata parsed and validated into typed values.
+"""One security event as /analyze receives it: metadata validated into the contract's types.
 
-Unknown keys are ignored (clients may send more than this server reads); known keys with the
-wrong shape are refused with a 422 that names the field, so a client bug never turns into a
-silently wrong risk score.
+The types are the client library's (`hsi_client.EventMetadata` and its parts), the ones the
+integration sends. Unknown keys are ignored (clients may send more than this server reads);
+known keys with the wrong shape are refused with a 422 that names the field, so a client bug never
+turns into a silently wrong risk score.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..errors import unprocessable
-from ..imaging import Box
-
-NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
-PERSON_CLASSES = frozenset({"person"})
-VEHICLE_CLASSES = frozenset({"car", "truck", "bus", "motorcycle", "bicycle", "boat", "train"})
-ANIMAL_CLASSES = frozenset(
-    {"dog", "cat", "bird", "horse", "sheep", "cow", "bear", "elephant", "zebra", "giraffe"}
+from hsi_client import (
+    AnalyzedObject,
+    AnalyzeOptions,
+    BoundingBox,
+    CameraInfo,
+    EventContext,
+    EventMetadata,
+    KnownMatch,
+    RecentEvent,
+    split_zones,
 )
-# Objects that change how a person's presence reads (COCO classes the detector reports).
-WEAPON_LIKE_CLASSES = frozenset({"knife", "baseball bat", "scissors"})
 
+from ..errors import unprocessable
 
-def group_of(label: str) -> str:
-    """person / vehicle / animal / other for a detector class."""
-    label = label.lower()
-    if label in PERSON_CLASSES:
-        return "person"
-    if label in VEHICLE_CLASSES:
-        return "vehicle"
-    if label in ANIMAL_CLASSES:
-        return "animal"
-    return "other"
-
-
-@dataclass(frozen=True)
-class EventObject:
-    label: str
-    confidence: float
-    frame: int
-    bbox: Box
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "class": self.label,
-            "confidence": round(self.confidence, 4),
-            "frame": self.frame,
-            "bbox": self.bbox.as_dict(),
-            "attributes": self.attributes,
-        }
-
-
-@dataclass(frozen=True)
-class Camera:
-    id: str | None = None
-    name: str | None = None
-    description: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.name or self.id or "camera"
-
-
-@dataclass(frozen=True)
-class Context:
-    time_of_day: str | None = None
-    home_mode: str | None = None
-    known_matches: tuple[dict[str, Any], ...] = ()
-    recent_events: tuple[dict[str, Any], ...] = ()
-    zones: tuple[str, ...] = ()
-    usual_activity: str | None = None
-
-
-@dataclass(frozen=True)
-class Options:
-    """Optional stages, each on unless the request turns it off."""
-
-    enrich: bool = True
-    describe: bool = True
-    llm: bool = True
-
-
-@dataclass(frozen=True)
-class EventMetadata:
-    camera: Camera = field(default_factory=Camera)
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    detections: tuple[tuple[EventObject, ...], ...] | None = None
-    context: Context = field(default_factory=Context)
-    options: Options = field(default_factory=Options)
-
-    @property
-    def dwell_seconds(self) -> float:
-        if self.started_at is None or self.ended_at is None:
-            return 0.0
-        try:
-            return max(0.0, (self.ended_at - self.started_at).total_seconds())
-        except TypeError:  # one aware, one naive
-            return 0.0
-
-    @property
-    def time_of_day(self) -> str | None:
-        """As sent, else from the hour of `started_at` (the camera's local time if it has one)."""
-        if self.context.time_of_day:
-            return self.context.time_of_day.lower()
-        if self.started_at is None:
-            return None
-        hour = self.started_at.hour
-        if hour in NIGHT_HOURS:
-            return "night"
-        return "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
+# The objects of an event as the pipeline passes them on (the contract's type).
+EventObject = AnalyzedObject
 
 
 def parse_metadata(data: Any, frames: int) -> EventMetadata:
@@ -138,7 +52,7 @@ def parse_metadata(data: Any, frames: int) -> EventMetadata:
         if backwards:
             raise unprocessable("metadata.ended_at is before metadata.started_at")
     return EventMetadata(
-        camera=Camera(
+        camera=CameraInfo(
             id=_opt_text(camera.get("id"), "metadata.camera.id"),
             name=_opt_text(camera.get("name"), "metadata.camera.name"),
             description=_opt_text(camera.get("description"), "metadata.camera.description"),
@@ -146,17 +60,23 @@ def parse_metadata(data: Any, frames: int) -> EventMetadata:
         started_at=started,
         ended_at=ended,
         detections=_detections(data.get("detections"), frames),
-        context=Context(
+        context=EventContext(
             time_of_day=_opt_text(context.get("time_of_day"), "metadata.context.time_of_day"),
             home_mode=_opt_text(context.get("home_mode"), "metadata.context.home_mode"),
-            known_matches=_dicts(context.get("known_matches"), "metadata.context.known_matches"),
-            recent_events=_dicts(context.get("recent_events"), "metadata.context.recent_events"),
+            known_matches=tuple(
+                KnownMatch.from_dict(m)
+                for m in _dicts(context.get("known_matches"), "metadata.context.known_matches")
+            ),
+            recent_events=tuple(
+                RecentEvent.from_dict(e)
+                for e in _dicts(context.get("recent_events"), "metadata.context.recent_events")
+            ),
             zones=_zones(context.get("zones")),
             usual_activity=_opt_text(
                 context.get("usual_activity"), "metadata.context.usual_activity"
             ),
         ),
-        options=Options(
+        options=AnalyzeOptions(
             enrich=_flag(options.get("enrich"), "metadata.options.enrich"),
             describe=_flag(options.get("describe"), "metadata.options.describe"),
             llm=_flag(options.get("llm"), "metadata.options.llm"),
@@ -214,7 +134,7 @@ def _zones(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        return tuple(z.strip() for z in value.replace("\n", ",").split(",") if z.strip())
+        return split_zones(value)
     if isinstance(value, list):
         names = []
         for item in value:
@@ -228,7 +148,7 @@ def _zones(value: Any) -> tuple[str, ...]:
     raise unprocessable("metadata.context.zones must be text or a list of names")
 
 
-def _detections(value: Any, frames: int) -> tuple[tuple[EventObject, ...], ...] | None:
+def _detections(value: Any, frames: int) -> tuple[tuple[AnalyzedObject, ...], ...] | None:
     """One list of detections per frame (the /detect shape), or null for "detect them here".
 
     A frame's entry may itself be null when only some frames were detected by the client; the
@@ -259,7 +179,7 @@ def _frame_list(entry: Any, index: int) -> Sequence[Any]:
     return entry
 
 
-def _detection(item: Any, frame: int, j: int) -> EventObject:
+def _detection(item: Any, frame: int, j: int) -> AnalyzedObject:
     name = f"metadata.detections[{frame}][{j}]"
     if not isinstance(item, Mapping):
         raise unprocessable(f"{name} must be an object")
@@ -278,11 +198,11 @@ def _detection(item: Any, frame: int, j: int) -> EventObject:
     if width < 0 or height < 0:
         raise unprocessable(f"{name}.bbox width and height must not be negative")
     attributes = item.get("attributes")
-    return EventObject(
+    return AnalyzedObject(
         label=label.strip().lower(),
         confidence=confidence,
         frame=frame,
-        bbox=Box(x, y, width, height),
+        bbox=BoundingBox(x, y, width, height),
         attributes=dict(attributes) if isinstance(attributes, Mapping) else {},
     )
 

@@ -21,25 +21,31 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hsi_client.risk import describe_levels, level_ranges
+
 from .event import EventMetadata, EventObject
 
-SYSTEM_PROMPT = """\
+# Score ranges of the levels as the rubric writes them ("0-29"), from the contract.
+_RANGE = {level: f"{lo}-{hi}" for level, (lo, hi) in level_ranges().items()}
+
+SYSTEM_PROMPT = f"""\
 You are the risk analyst of a home security system. Cameras around one home record short events; \
 for each event you receive the camera, the time, the objects that were detected, and what is \
 known about them. Judge how likely the event is to be a security threat to the household and \
 answer with one JSON object.
 
 Scoring rubric (risk_score is an integer from 0 to 100):
-- 0-29 low: expected activity. Household members, known visitors, delivery and postal workers \
-during the day, passing cars, pets and wildlife, people on the street who do not stop.
-- 30-59 medium: unusual but not clearly threatening. An unknown person at the door or in the \
-yard, a vehicle parked at the property for a while, activity at an unusual hour, the same \
-unknown person seen several times today.
-- 60-84 high: likely a threat. An unknown person trying doors or windows, looking into cars, \
-lingering at night, hiding their face, carrying tools, entering a restricted zone, anyone \
-when nobody is home at night.
-- 85-100 critical: an active threat. A weapon, forced entry, several unknown people at night \
-at doors or windows, a covered or moved camera together with a person.
+- {_RANGE["low"]} low: expected activity. Household members, known visitors, delivery and \
+postal workers during the day, passing cars, pets and wildlife, people on the street who do \
+not stop.
+- {_RANGE["medium"]} medium: unusual but not clearly threatening. An unknown person at the door \
+or in the yard, a vehicle parked at the property for a while, activity at an unusual hour, the \
+same unknown person seen several times today.
+- {_RANGE["high"]} high: likely a threat. An unknown person trying doors or windows, looking \
+into cars, lingering at night, hiding their face, carrying tools, entering a restricted zone, \
+anyone when nobody is home at night.
+- {_RANGE["critical"]} critical: an active threat. A weapon, forced entry, several unknown \
+people at night at doors or windows, a covered or moved camera together with a person.
 
 Weigh these factors: who (person, vehicle, animal; how many), when (night raises the risk), \
 where (zones: the front door and the street differ), home mode (away or vacation raises it, \
@@ -51,7 +57,7 @@ Rules for the answer:
 - Use only the facts given. Do not invent people, objects or actions that are not listed.
 - reasoning: two to four short sentences that explain the score from the facts.
 - risk_factors: the facts that moved the score, each with its contribution in points.
-- risk_level must match risk_score: low 0-29, medium 30-59, high 60-84, critical 85-100.
+- risk_level must match risk_score: {describe_levels()}.
 - summary: one sentence a home owner reads on their phone.
 - recommended_action: what the home owner should do now, in a few words.
 - flags: only for tampering, weapons or forced entry; otherwise an empty list.
@@ -179,10 +185,10 @@ def _tier_context(facts: EventFacts) -> list[str]:
     if ctx.usual_activity:
         lines.append(f"- usual activity at this hour: {ctx.usual_activity}")
     for event in ctx.recent_events[:5]:
-        level = event.get("risk_level", "?")
-        summary = _short(event.get("summary"), 120)
-        at = _short(event.get("started_at"), 16)
-        lines.append(f"- recent event {at}: {level}, {summary}")
+        summary = _short(event.summary, 120)
+        lines.append(
+            f"- recent event {_short(event.started_at, 16)}: {event.risk_level}, {summary}"
+        )
     return ["Context:", *lines] if lines else []
 
 
@@ -202,15 +208,7 @@ def _tier_identifiers(facts: EventFacts) -> list[str]:
 def _tier_recognition(facts: EventFacts) -> list[str]:
     lines = [f"- frame {frame}: {_short(text, 200)}" for frame, text in facts.captions.items()]
     for match in facts.metadata.context.known_matches[:10]:
-        description = match.get("description")
-        if not description:
-            who = "enrolled" if match.get("enrolled") else "unknown"
-            description = f"{who} {match.get('class', 'object')}"
-            if match.get("name"):
-                description += f": {match['name']}"
-            if match.get("times_seen_today"):
-                description += f", seen {match['times_seen_today']} times today"
-        lines.append(f"- recognised: {_short(description, 120)}")
+        lines.append(f"- recognised: {_short(match.description, 120)}")
     return ["Captions and recognition:", *lines] if lines else []
 
 

@@ -1,7 +1,8 @@
-"""The risk contract: the JSON schema the LLM must fill, and turning its answer into a result.
+"""The LLM's side of the risk contract: the JSON schema it must fill, and reading its answer.
 
-- `risk_score` is an integer 0-100, clamped; `risk_level` is always recomputed from the score:
-  low 0-29, medium 30-59, high 60-84, critical 85-100.
+The contract itself (levels and their bounds, the assessment and its parts) is the client
+library's (`hsi_client.risk`), shared with the integration:
+- `risk_score` is an integer 0-100, clamped; `risk_level` is always recomputed from the score.
 - Required: risk_score, risk_level, summary, reasoning. Optional: risk_factors
   `[{factor, contribution, description}]`, entities, flags `[{type, description, severity}]`,
   recommended_action. `source` says who scored: `llm` or `rules`.
@@ -16,13 +17,9 @@ character, never an escape sequence), and numbers are enumerated integers.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-RiskLevel = Literal["low", "medium", "high", "critical"]
-Source = Literal["llm", "rules"]
-LEVELS: tuple[tuple[int, RiskLevel], ...] = ((85, "critical"), (60, "high"), (30, "medium"))
-SEVERITIES = ("low", "medium", "high")
+from hsi_client.risk import RISK_LEVELS, SEVERITIES, Flag, RiskAssessment, RiskFactor
 
 SUMMARY_MAX = 120
 REASONING_MAX = 400
@@ -32,19 +29,6 @@ FACTOR_TEXT_MAX = 100
 FACTORS_MAX = 3
 FLAGS_MAX = 2
 FLAG_TYPE_MAX = 24
-
-
-def level_for(score: int) -> RiskLevel:
-    """The level a (clamped) score belongs to."""
-    for floor, level in LEVELS:
-        if score >= floor:
-            return level
-    return "low"
-
-
-def clamp_score(value: Any) -> int:
-    """Any number to an integer 0-100 (NaN and non-numbers are refused by the caller)."""
-    return max(0, min(100, round(float(value))))
 
 
 def _text(max_length: int) -> dict[str, Any]:
@@ -83,7 +67,7 @@ RISK_SCHEMA: dict[str, Any] = {
             },
         },
         "risk_score": _integer(0, 100),
-        "risk_level": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
+        "risk_level": {"type": "string", "enum": list(RISK_LEVELS)},
         "summary": _text(SUMMARY_MAX),
         "recommended_action": _text(ACTION_MAX),
         "flags": {
@@ -129,83 +113,6 @@ class RiskParseError(ValueError):
     """The LLM answer is not a usable risk assessment."""
 
 
-@dataclass(frozen=True)
-class RiskFactor:
-    factor: str
-    contribution: float
-    description: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "factor": self.factor,
-            "contribution": self.contribution,
-            "description": self.description,
-        }
-
-
-@dataclass(frozen=True)
-class Flag:
-    type: str
-    description: str
-    severity: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "description": self.description, "severity": self.severity}
-
-
-@dataclass(frozen=True)
-class RiskAssessment:
-    risk_score: int
-    summary: str
-    reasoning: str
-    source: Source
-    risk_factors: tuple[RiskFactor, ...] = ()
-    flags: tuple[Flag, ...] = ()
-    entities: tuple[dict[str, Any], ...] = field(default=())
-    recommended_action: str | None = None
-
-    @property
-    def risk_level(self) -> RiskLevel:
-        return level_for(self.risk_score)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "risk_score": self.risk_score,
-            "risk_level": self.risk_level,
-            "summary": self.summary,
-            "reasoning": self.reasoning,
-            "risk_factors": [f.as_dict() for f in self.risk_factors],
-            "entities": list(self.entities),
-            "flags": [f.as_dict() for f in self.flags],
-            "recommended_action": self.recommended_action,
-            "source": self.source,
-        }
-
-
-def build(
-    score: float,
-    summary: str,
-    reasoning: str,
-    *,
-    source: Source,
-    risk_factors: tuple[RiskFactor, ...] = (),
-    flags: tuple[Flag, ...] = (),
-    entities: tuple[dict[str, Any], ...] = (),
-    recommended_action: str | None = None,
-) -> RiskAssessment:
-    """An assessment with the score clamped (the level follows from it)."""
-    return RiskAssessment(
-        risk_score=clamp_score(score),
-        summary=summary,
-        reasoning=reasoning,
-        source=source,
-        risk_factors=risk_factors,
-        flags=flags,
-        entities=entities,
-        recommended_action=recommended_action,
-    )
-
-
 def parse_llm_output(text: str, *, entities: tuple[dict[str, Any], ...] = ()) -> RiskAssessment:
     """Validate an LLM answer against the contract; clamp, recompute the level, tidy strings.
 
@@ -239,7 +146,7 @@ def parse_llm_output(text: str, *, entities: tuple[dict[str, Any], ...] = ()) ->
         and (severity := str(item.get("severity", "")).lower()) in SEVERITIES
     )
     action = _clean(data.get("recommended_action"), ACTION_MAX * 2) or None
-    return build(
+    return RiskAssessment.build(
         score,
         summary or reasoning[:SUMMARY_MAX],
         reasoning or summary,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from hsi_client import HsiAuthError, HsiClient, HsiError
+
 from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
@@ -11,16 +13,16 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .api import HsiAuthError, HsiClient, HsiError
-from .const import CONF_VERIFY_SSL, DOMAIN, MAX_CONCURRENT_REQUESTS, SUBENTRY_CAMERA
+from .analyzer import Analyzer
+from .const import CONF_VERIFY_SSL, DOMAIN, SUBENTRY_CAMERA
 from .coordinator import HsiServerCoordinator, ServerStatus
 from .entity import server_device_info
 from .gallery import Gallery
 from .history import EventHistory
 from .models import CameraSettings, HsiConfigEntry, HsiRuntimeData, PipelineOptions
-from .pipeline import CameraPipeline
 from .services import async_setup_services
 from .views import async_setup_views
+from .watcher import CameraWatcher
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -66,19 +68,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
     history = EventHistory(hass, entry.entry_id)
     await gallery.async_load()
     await history.async_load()
+    analyzer = Analyzer(hass, entry, client, coordinator, gallery, history, options)
     runtime = HsiRuntimeData(
         client=client,
         coordinator=coordinator,
         gallery=gallery,
         history=history,
         options=options,
-        semaphore=asyncio.Semaphore(MAX_CONCURRENT_REQUESTS),
+        analyzer=analyzer,
     )
     entry.runtime_data = runtime
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_CAMERA:
-            runtime.pipelines[subentry.subentry_id] = CameraPipeline(
-                hass, entry, runtime, CameraSettings.from_subentry(subentry)
+            runtime.watchers[subentry.subentry_id] = CameraWatcher(
+                hass, entry, analyzer, CameraSettings.from_subentry(subentry)
             )
 
     # The server device first: camera devices name it as via_device (an error from HA 2025.12).
@@ -87,15 +90,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
     )
     _async_remove_stale_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    for pipeline in runtime.pipelines.values():
-        pipeline.async_start()
+    for watcher in runtime.watchers.values():
+        watcher.async_start()
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
 
 
 def _device_ids(entry: HsiConfigEntry) -> set[tuple[str, str]]:
     """The devices this entry owns now: the server and one per camera."""
-    return {(DOMAIN, entry.entry_id)} | {(DOMAIN, c) for c in entry.runtime_data.pipelines}
+    return {(DOMAIN, entry.entry_id)} | {(DOMAIN, c) for c in entry.runtime_data.watchers}
 
 
 @callback
@@ -121,9 +124,9 @@ async def _async_update_listener(hass: HomeAssistant, entry: HsiConfigEntry) -> 
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
-    """Stop the pipelines, save the stores, unload the platforms."""
+    """Stop the watchers, save the stores, unload the platforms."""
     runtime = entry.runtime_data
-    await asyncio.gather(*(p.async_stop() for p in runtime.pipelines.values()))
+    await asyncio.gather(*(w.async_stop() for w in runtime.watchers.values()))
     await runtime.gallery.async_save()
     await runtime.history.async_save()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

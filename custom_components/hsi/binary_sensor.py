@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hsi_client import GROUPS
+
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
     BinarySensorEntity,
@@ -14,23 +16,23 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .coordinator import CameraState
 from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities, count_of
 from .models import HsiConfigEntry
-from .pipeline import CameraPipeline
 
 PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
 class HsiCameraBinarySensorDescription(BinarySensorEntityDescription):
-    """A camera binary sensor reading the pipeline."""
+    """A camera binary sensor reading the camera's state."""
 
-    is_on_fn: Callable[[CameraPipeline], bool]
+    is_on_fn: Callable[[CameraState], bool]
 
 
-def _present(group: str) -> Callable[[CameraPipeline], bool]:
+def _present(group: str) -> Callable[[CameraState], bool]:
     count = count_of(group)
-    return lambda pipeline: count(pipeline) > 0
+    return lambda state: count(state) > 0
 
 
 CAMERA_BINARY_SENSORS: tuple[HsiCameraBinarySensorDescription, ...] = (
@@ -41,13 +43,13 @@ CAMERA_BINARY_SENSORS: tuple[HsiCameraBinarySensorDescription, ...] = (
             device_class=BinarySensorDeviceClass.OCCUPANCY,
             is_on_fn=_present(group),
         )
-        for group in ("person", "vehicle", "animal")
+        for group in GROUPS
     ),
     HsiCameraBinarySensorDescription(
         key="threat",
         translation_key="threat",
         device_class=BinarySensorDeviceClass.SAFETY,
-        is_on_fn=lambda p: p.threat,
+        is_on_fn=lambda s: s.threat,
     ),
 )
 
@@ -69,7 +71,7 @@ async def async_setup_entry(
     async_add_camera_entities(
         entry,
         async_add_entities,
-        lambda p: (HsiCameraBinarySensor(p, d) for d in CAMERA_BINARY_SENSORS),
+        lambda w: (HsiCameraBinarySensor(w, d) for d in CAMERA_BINARY_SENSORS),
     )
 
 
@@ -103,5 +105,5 @@ class HsiCameraBinarySensor(HsiCameraEntity, BinarySensorEntity):
 
     @property
     def is_on(self) -> bool:
-        """Read the pipeline."""
-        return self.entity_description.is_on_fn(self.pipeline)
+        """Read the camera's state."""
+        return self.entity_description.is_on_fn(self.state_data)

@@ -19,7 +19,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One button per camera."""
-    async_add_camera_entities(entry, async_add_entities, lambda p: [HsiAnalyzeButton(p, ANALYZE)])
+    async_add_camera_entities(entry, async_add_entities, lambda w: [HsiAnalyzeButton(w, ANALYZE)])
 
 
 class HsiAnalyzeButton(HsiCameraEntity, ButtonEntity):
@@ -27,4 +27,4 @@ class HsiAnalyzeButton(HsiCameraEntity, ButtonEntity):
 
     async def async_press(self) -> None:
         """Run a one-shot analysis."""
-        await self.pipeline.async_analyze_now("button")
+        await self.watcher.async_analyze_now("button")

@@ -5,6 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hsi_client import (
+    CAMERA_CLASS_CHOICES,
+    CAMERA_DEFAULT_CLASSES,
+    Health,
+    HsiAuthError,
+    HsiClient,
+    HsiConnectionError,
+    HsiError,
+    HsiInvalidResponseError,
+    HsiNotSupportedError,
+    HsiResponseError,
+)
 import voluptuous as vol
 from yarl import URL
 
@@ -22,16 +34,6 @@ from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from .api import (
-    Health,
-    HsiAuthError,
-    HsiClient,
-    HsiConnectionError,
-    HsiError,
-    HsiInvalidResponseError,
-    HsiNotSupportedError,
-    HsiResponseError,
-)
 from .const import (
     CONF_BATCH_WINDOW,
     CONF_BURST_FRAMES,
@@ -55,7 +57,6 @@ from .const import (
     CONF_VERIFY_SSL,
     CONF_ZONES,
     DEFAULT_BURST_FRAMES,
-    DEFAULT_CLASSES,
     DEFAULT_CONFIDENCE,
     DEFAULT_INTERVAL,
     DEFAULT_PORT,
@@ -65,21 +66,6 @@ from .const import (
     OPTION_DEFAULTS,
     SUBENTRY_CAMERA,
 )
-
-CLASS_OPTIONS = [
-    "person",
-    "vehicle",
-    "animal",
-    "car",
-    "truck",
-    "bicycle",
-    "motorcycle",
-    "dog",
-    "cat",
-    "backpack",
-    "handbag",
-    "suitcase",
-]
 
 
 def normalise_url(url: str) -> str:
@@ -368,10 +354,10 @@ def _camera_schema(defaults: Mapping[str, Any], *, include_camera: bool) -> vol.
                 CONF_DESCRIPTION, default=defaults.get(CONF_DESCRIPTION, "")
             ): selector.TextSelector(selector.TextSelectorConfig(multiline=True)),
             vol.Required(
-                CONF_CLASSES, default=list(defaults.get(CONF_CLASSES, DEFAULT_CLASSES))
+                CONF_CLASSES, default=list(defaults.get(CONF_CLASSES, CAMERA_DEFAULT_CLASSES))
             ): selector.SelectSelector(
                 selector.SelectSelectorConfig(
-                    options=CLASS_OPTIONS,
+                    options=list(CAMERA_CLASS_CHOICES),
                     multiple=True,
                     custom_value=True,
                     translation_key=CONF_CLASSES,

@@ -74,25 +74,11 @@ OPTION_DEFAULTS: Final[dict[str, float | bool | str | None]] = {
     CONF_NOTIFY_SERVICE: None,
 }
 
-PERSON_CLASSES: Final = frozenset({"person"})
-VEHICLE_CLASSES: Final = frozenset(
-    {"car", "truck", "bus", "motorcycle", "bicycle", "train", "boat", "airplane"}
-)
-ANIMAL_CLASSES: Final = frozenset(
-    {"dog", "cat", "bird", "horse", "sheep", "cow", "bear", "elephant", "zebra", "giraffe"}
-)
-OBJECT_GROUPS: Final = {
-    "person": PERSON_CLASSES,
-    "vehicle": VEHICLE_CLASSES,
-    "animal": ANIMAL_CLASSES,
-}
-DEFAULT_CLASSES: Final = ["person", "vehicle", "animal"]
-
-RISK_LEVELS: Final = ["low", "medium", "high", "critical"]
-
 # Bus events.
 EVENT_DETECTION: Final = "hsi_detection"
 EVENT_SECURITY: Final = "hsi_security_event"
+# Dispatcher signal of one camera's security events (for its event entity).
+SIGNAL_EVENT: Final = f"{DOMAIN}_camera_event_{{}}"
 
 # Limits of the pipeline.
 MAX_KEY_FRAMES: Final = 4

@@ -1,9 +1,12 @@
-"""Server status: one coordinator polls /health and /models."""
+"""Coordinators: the server's status (polled), and each camera's state (pushed by its watcher)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from hsi_client import GROUPS, Health, HsiAuthError, HsiClient, HsiError
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -11,8 +14,8 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from .api import Health, HsiAuthError, HsiClient, HsiError
 from .const import DOMAIN, LOGGER, REPAIR_GRACE_PERIOD, SCAN_INTERVAL
+from .models import CameraSettings, SecurityEvent
 
 ISSUE_UNREACHABLE = "server_unreachable"
 MAX_BACKOFF = timedelta(minutes=5)
@@ -98,3 +101,29 @@ class HsiServerCoordinator(DataUpdateCoordinator[ServerStatus]):
         self.config_entry.async_create_task(
             self.hass, self.async_request_refresh(), "hsi server refresh", eager_start=False
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CameraState:
+    """Everything a camera's entities display: published whole by its watcher."""
+
+    enabled: bool = True
+    counts: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(GROUPS, 0))
+    batch_open: bool = False
+    threat: bool = False
+    last_event: SecurityEvent | None = None
+    snapshot: bytes | None = None
+    snapshot_at: datetime | None = None
+    inference_ms: float | None = None
+
+
+class HsiCameraCoordinator(DataUpdateCoordinator[CameraState]):
+    """One camera's state: pushed by its watcher, never polled."""
+
+    config_entry: ConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, settings: CameraSettings) -> None:
+        """Start with the empty state."""
+        super().__init__(hass, LOGGER, config_entry=entry, name=f"{DOMAIN} camera {settings.name}")
+        self.settings = settings
+        self.data = CameraState()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hsi_client import RISK_LEVELS
 import voluptuous as vol
 
 from homeassistant.components.device_automation import DEVICE_TRIGGER_BASE_SCHEMA
@@ -21,7 +22,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN, EVENT_SECURITY, RISK_LEVELS
+from .const import DOMAIN, EVENT_SECURITY
 
 ANY_EVENT = "security_event"
 TRIGGER_TYPES = [ANY_EVENT, *(f"security_event_{level}" for level in RISK_LEVELS)]

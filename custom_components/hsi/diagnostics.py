@@ -26,13 +26,13 @@ async def async_get_config_entry_diagnostics(
         ),
         "cameras": [
             {
-                "settings": asdict(p.settings),
-                "enabled": p.enabled,
-                "batch_open": p.batch_open,
-                "counts": p.counts,
-                "last_event": p.last_event.as_dict() if p.last_event else None,
+                "settings": asdict(w.settings),
+                "enabled": w.state.enabled,
+                "batch_open": w.state.batch_open,
+                "counts": dict(w.state.counts),
+                "last_event": w.state.last_event.as_dict() if w.state.last_event else None,
             }
-            for p in runtime.pipelines.values()
+            for w in runtime.watchers.values()
         ],
         "server": {
             "url": str(runtime.client.url),

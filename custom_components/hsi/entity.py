@@ -6,22 +6,21 @@ from collections.abc import Callable, Iterable
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .coordinator import HsiServerCoordinator
+from .coordinator import CameraState, HsiCameraCoordinator, HsiServerCoordinator
 from .models import HsiConfigEntry
-from .pipeline import SIGNAL_UPDATE, CameraPipeline
+from .watcher import CameraWatcher
 
 
-def count_of(group: str) -> Callable[[CameraPipeline], int]:
+def count_of(group: str) -> Callable[[CameraState], int]:
     """Reader of how many objects of one group (person, vehicle, animal) a camera sees now."""
 
-    def count(pipeline: CameraPipeline) -> int:
-        return pipeline.counts.get(group, 0)
+    def count(state: CameraState) -> int:
+        return state.counts.get(group, 0)
 
     return count
 
@@ -30,11 +29,11 @@ def count_of(group: str) -> Callable[[CameraPipeline], int]:
 def async_add_camera_entities(
     entry: HsiConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    entities: Callable[[CameraPipeline], Iterable[Entity]],
+    entities: Callable[[CameraWatcher], Iterable[Entity]],
 ) -> None:
     """Add each camera's entities under its config subentry (and so its device)."""
-    for camera_id, pipeline in entry.runtime_data.pipelines.items():
-        async_add_entities(entities(pipeline), config_subentry_id=camera_id)
+    for camera_id, watcher in entry.runtime_data.watchers.items():
+        async_add_entities(entities(watcher), config_subentry_id=camera_id)
 
 
 def server_device_info(coordinator: HsiServerCoordinator) -> DeviceInfo:
@@ -65,37 +64,41 @@ class HsiServerEntity(CoordinatorEntity[HsiServerCoordinator]):
         self._attr_device_info = server_device_info(coordinator)
 
 
-class HsiCameraEntity(CoordinatorEntity[HsiServerCoordinator]):
-    """An entity of one watched camera; unavailable while the server is down."""
+class HsiCameraEntity(CoordinatorEntity[HsiCameraCoordinator]):
+    """An entity of one watched camera: displays its published state.
+
+    Unavailable while the server is down (unless an entity says otherwise).
+    """
 
     _attr_has_entity_name = True
 
-    def __init__(self, pipeline: CameraPipeline, description: EntityDescription) -> None:
+    def __init__(self, watcher: CameraWatcher, description: EntityDescription) -> None:
         """Attach to the camera's device."""
-        super().__init__(pipeline.runtime.coordinator)
+        super().__init__(watcher.coordinator)
         self.entity_description = description
-        self.pipeline = pipeline
-        settings = pipeline.settings
+        self.watcher = watcher
+        settings = watcher.settings
+        self._server = watcher.analyzer.coordinator
         self._attr_unique_id = f"{settings.camera_id}_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, settings.camera_id)},
             name=settings.name,
             manufacturer="Home Security Intelligence",
             model="Watched camera",
-            via_device=(DOMAIN, pipeline.entry.entry_id),
+            via_device=(DOMAIN, watcher.entry.entry_id),
         )
+
+    @property
+    def state_data(self) -> CameraState:
+        """The camera's current state."""
+        return self.coordinator.data
+
+    @property
+    def available(self) -> bool:
+        """Available while the server answers."""
+        return self._server.last_update_success
 
     async def async_added_to_hass(self) -> None:
-        """Follow the pipeline's updates."""
+        """Follow the server's availability too."""
         await super().async_added_to_hass()
-        self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass,
-                SIGNAL_UPDATE.format(self.pipeline.settings.camera_id),
-                self._handle_pipeline_update,
-            )
-        )
-
-    @callback
-    def _handle_pipeline_update(self) -> None:
-        self.async_write_ha_state()
+        self.async_on_remove(self._server.async_add_listener(self._handle_coordinator_update))

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from hsi_client import RISK_LEVELS
+
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import RISK_LEVELS
+from .const import SIGNAL_EVENT
 from .entity import HsiCameraEntity, async_add_camera_entities
 from .models import HsiConfigEntry, SecurityEvent
-from .pipeline import SIGNAL_EVENT
 
 PARALLEL_UPDATES = 0
 SECURITY_EVENT = EventEntityDescription(
-    key="security_event", translation_key="security_event", event_types=RISK_LEVELS
+    key="security_event", translation_key="security_event", event_types=list(RISK_LEVELS)
 )
 
 
@@ -25,7 +26,7 @@ async def async_setup_entry(
 ) -> None:
     """One event entity per camera."""
     async_add_camera_entities(
-        entry, async_add_entities, lambda p: [HsiSecurityEventEntity(p, SECURITY_EVENT)]
+        entry, async_add_entities, lambda w: [HsiSecurityEventEntity(w, SECURITY_EVENT)]
     )
 
 
@@ -38,7 +39,7 @@ class HsiSecurityEventEntity(HsiCameraEntity, EventEntity):
         self.async_on_remove(
             async_dispatcher_connect(
                 self.hass,
-                SIGNAL_EVENT.format(self.pipeline.settings.camera_id),
+                SIGNAL_EVENT.format(self.watcher.settings.camera_id),
                 self._handle_security_event,
             )
         )
@@ -58,7 +59,3 @@ class HsiSecurityEventEntity(HsiCameraEntity, EventEntity):
                 },
             )
             self.async_write_ha_state()
-
-    @callback
-    def _handle_pipeline_update(self) -> None:
-        """Only security events change this entity (and availability via the coordinator)."""

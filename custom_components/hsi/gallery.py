@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from hsi_client import KnownMatch, group_of
 import numpy as np
 import numpy.typing as npt
 
@@ -19,8 +20,6 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
 from .const import DOMAIN, RECENT_TTL
-from .models import KnownMatch
-from .rules import group_of
 
 STORAGE_VERSION = 1
 SAVE_DELAY = 10
@@ -165,7 +164,7 @@ class Gallery:
         if not entry.enrolled and event_key is not None and entry.first_event == event_key:
             return entry.entry_id, None
         return entry.entry_id, KnownMatch(
-            entry_id=entry.entry_id,
+            gallery_id=entry.entry_id,
             label=entry.label,
             name=entry.name,
             enrolled=entry.enrolled,

@@ -8,7 +8,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import HsiCameraEntity, async_add_camera_entities
 from .models import HsiConfigEntry
-from .pipeline import CameraPipeline
+from .watcher import CameraWatcher
 
 PARALLEL_UPDATES = 0
 SNAPSHOT = ImageEntityDescription(key="snapshot", translation_key="snapshot")
@@ -20,7 +20,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One image per camera."""
-    async_add_camera_entities(entry, async_add_entities, lambda p: [HsiSnapshotImage(hass, p)])
+    async_add_camera_entities(entry, async_add_entities, lambda w: [HsiSnapshotImage(hass, w)])
 
 
 class HsiSnapshotImage(HsiCameraEntity, ImageEntity):
@@ -28,11 +28,11 @@ class HsiSnapshotImage(HsiCameraEntity, ImageEntity):
 
     _attr_content_type = "image/jpeg"
 
-    def __init__(self, hass: HomeAssistant, pipeline: CameraPipeline) -> None:
+    def __init__(self, hass: HomeAssistant, watcher: CameraWatcher) -> None:
         """Bind to a camera."""
-        HsiCameraEntity.__init__(self, pipeline, SNAPSHOT)
+        HsiCameraEntity.__init__(self, watcher, SNAPSHOT)
         ImageEntity.__init__(self, hass)
-        self._attr_image_last_updated = pipeline.last_snapshot_at
+        self._attr_image_last_updated = watcher.state.snapshot_at
 
     @property
     def available(self) -> bool:
@@ -41,11 +41,11 @@ class HsiSnapshotImage(HsiCameraEntity, ImageEntity):
 
     async def async_image(self) -> bytes | None:
         """The annotated snapshot."""
-        return self.pipeline.last_snapshot
+        return self.state_data.snapshot
 
     @callback
-    def _handle_pipeline_update(self) -> None:
-        if self.pipeline.last_snapshot_at != self._attr_image_last_updated:
-            self._attr_image_last_updated = self.pipeline.last_snapshot_at
+    def _handle_coordinator_update(self) -> None:
+        if self.state_data.snapshot_at != self._attr_image_last_updated:
+            self._attr_image_last_updated = self.state_data.snapshot_at
             self._cached_image = None
-        self.async_write_ha_state()
+        super()._handle_coordinator_update()

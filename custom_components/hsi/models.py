@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
+from hsi_client import (
+    CAMERA_DEFAULT_CLASSES,
+    AnalyzedObject,
+    Flag,
+    HsiClient,
+    KnownMatch,
+    RiskAssessment,
+    RiskFactor,
+)
+
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 
-from .api import AnalyzedObject, BoundingBox, HsiClient, RiskAssessment, RiskFactor
 from .const import (
     CONF_BATCH_WINDOW,
     CONF_BURST_FRAMES,
@@ -32,17 +40,17 @@ from .const import (
     CONF_TRIGGER,
     CONF_ZONES,
     DEFAULT_BURST_FRAMES,
-    DEFAULT_CLASSES,
     DEFAULT_CONFIDENCE,
     DEFAULT_INTERVAL,
     OPTION_DEFAULTS,
 )
 
 if TYPE_CHECKING:
+    from .analyzer import Analyzer
     from .coordinator import HsiServerCoordinator
     from .gallery import Gallery
     from .history import EventHistory
-    from .pipeline import CameraPipeline
+    from .watcher import CameraWatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +63,7 @@ class CameraSettings:
     trigger_entity: str | None = None
     interval: int = DEFAULT_INTERVAL
     description: str = ""
-    classes: tuple[str, ...] = tuple(DEFAULT_CLASSES)
+    classes: tuple[str, ...] = CAMERA_DEFAULT_CLASSES
     confidence: float = DEFAULT_CONFIDENCE
     zones: str = ""
     burst_frames: int = DEFAULT_BURST_FRAMES
@@ -71,7 +79,7 @@ class CameraSettings:
             trigger_entity=data.get(CONF_TRIGGER) or None,
             interval=int(data.get(CONF_INTERVAL, DEFAULT_INTERVAL)),
             description=data.get(CONF_DESCRIPTION, ""),
-            classes=tuple(data.get(CONF_CLASSES) or DEFAULT_CLASSES),
+            classes=tuple(data.get(CONF_CLASSES) or CAMERA_DEFAULT_CLASSES),
             confidence=float(data.get(CONF_CONFIDENCE, DEFAULT_CONFIDENCE)),
             zones=data.get(CONF_ZONES, ""),
             burst_frames=int(data.get(CONF_BURST_FRAMES, DEFAULT_BURST_FRAMES)),
@@ -113,37 +121,6 @@ class PipelineOptions:
             threat_hold=float(opts[CONF_THREAT_HOLD]),
             notify_service=opts[CONF_NOTIFY_SERVICE] or None,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class KnownMatch:
-    """A re-identification match of one object against the gallery."""
-
-    entry_id: str
-    label: str
-    name: str | None
-    enrolled: bool
-    similarity: float
-    times_seen_today: int
-
-    @property
-    def description(self) -> str:
-        """Human-readable line for the LLM context and the event."""
-        if self.enrolled:
-            return f"enrolled {self.label}: {self.name}"
-        return f"same unknown {self.label} seen {self.times_seen_today} times today"
-
-    def as_dict(self) -> dict[str, Any]:
-        """Event / context shape."""
-        return {
-            "gallery_id": self.entry_id,
-            "class": self.label,
-            "name": self.name,
-            "enrolled": self.enrolled,
-            "similarity": round(self.similarity, 4),
-            "times_seen_today": self.times_seen_today,
-            "description": self.description,
-        }
 
 
 @dataclass(slots=True)
@@ -200,7 +177,7 @@ class SecurityEvent:
             "risk_factors": [f.as_dict() for f in self.risk.risk_factors],
             "recommended_action": self.risk.recommended_action,
             "source": self.risk.source,
-            "flags": self.risk.flags,
+            "flags": [f.as_dict() for f in self.risk.flags],
             "description": self.description,
             "objects": [o.as_dict() for o in self.objects],
             "counts": self.counts,
@@ -225,37 +202,18 @@ class SecurityEvent:
             trigger=data.get("trigger", ""),
             started_at=datetime.fromisoformat(data["started_at"]),
             ended_at=datetime.fromisoformat(data["ended_at"]),
-            objects=[
-                AnalyzedObject(
-                    label=o["class"],
-                    confidence=o["confidence"],
-                    frame=o.get("frame", 0),
-                    bbox=BoundingBox.from_dict(o["bbox"]),
-                    attributes=o.get("attributes") or {},
-                )
-                for o in data.get("objects", [])
-            ],
+            objects=[AnalyzedObject.from_dict(o) for o in data.get("objects", [])],
             risk=RiskAssessment.build(
                 data["risk_score"],
                 data.get("summary", ""),
                 data.get("reasoning", ""),
-                risk_factors=[RiskFactor.from_dict(f) for f in data.get("risk_factors", [])],
+                risk_factors=tuple(RiskFactor.from_dict(f) for f in data.get("risk_factors", [])),
                 recommended_action=data.get("recommended_action"),
                 source=data.get("source", "rules"),
-                flags=data.get("flags"),
+                flags=tuple(Flag.from_dict(f) for f in data.get("flags") or []),
             ),
             description=data.get("description"),
-            known_matches=[
-                KnownMatch(
-                    entry_id=m["gallery_id"],
-                    label=m["class"],
-                    name=m.get("name"),
-                    enrolled=m["enrolled"],
-                    similarity=m["similarity"],
-                    times_seen_today=m.get("times_seen_today", 1),
-                )
-                for m in data.get("known_matches", [])
-            ],
+            known_matches=[KnownMatch.from_dict(m) for m in data.get("known_matches", [])],
             preliminary=data.get("preliminary", False),
             frames=data.get("frames", 1),
             occurrences=data.get("occurrences", 1),
@@ -277,8 +235,8 @@ class HsiRuntimeData:
     gallery: Gallery
     history: EventHistory
     options: PipelineOptions
-    semaphore: asyncio.Semaphore
-    pipelines: dict[str, CameraPipeline] = field(default_factory=dict)
+    analyzer: Analyzer
+    watchers: dict[str, CameraWatcher] = field(default_factory=dict)
 
 
 type HsiConfigEntry = ConfigEntry[HsiRuntimeData]

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hsi_client import GROUPS, RISK_LEVELS
+
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
@@ -17,11 +19,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .const import RISK_LEVELS
-from .coordinator import ServerStatus
+from .coordinator import CameraState, ServerStatus
 from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities, count_of
 from .models import HsiConfigEntry
-from .pipeline import CameraPipeline
 
 PARALLEL_UPDATES = 0
 MAX_STATE_LENGTH = 255
@@ -29,10 +29,10 @@ MAX_STATE_LENGTH = 255
 
 @dataclass(frozen=True, kw_only=True)
 class HsiCameraSensorDescription(SensorEntityDescription):
-    """A camera sensor reading the pipeline."""
+    """A camera sensor reading the camera's state."""
 
-    value_fn: Callable[[CameraPipeline], StateType]
-    attrs_fn: Callable[[CameraPipeline], dict[str, Any] | None] = lambda _: None
+    value_fn: Callable[[CameraState], StateType]
+    attrs_fn: Callable[[CameraState], dict[str, Any] | None] = lambda _: None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,8 +43,8 @@ class HsiServerSensorDescription(SensorEntityDescription):
     attrs_fn: Callable[[ServerStatus], dict[str, Any] | None] = lambda _: None
 
 
-def _last_event_attrs(pipeline: CameraPipeline) -> dict[str, Any] | None:
-    event = pipeline.last_event
+def _last_event_attrs(state: CameraState) -> dict[str, Any] | None:
+    event = state.last_event
     if event is None:
         return None
     return {
@@ -69,19 +69,19 @@ CAMERA_SENSORS: tuple[HsiCameraSensorDescription, ...] = (
         key="risk_score",
         translation_key="risk_score",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda p: p.last_event.risk.risk_score if p.last_event else None,
+        value_fn=lambda s: s.last_event.risk.risk_score if s.last_event else None,
     ),
     HsiCameraSensorDescription(
         key="risk_level",
         translation_key="risk_level",
         device_class=SensorDeviceClass.ENUM,
-        options=RISK_LEVELS,
-        value_fn=lambda p: p.last_event.risk.risk_level if p.last_event else None,
+        options=list(RISK_LEVELS),
+        value_fn=lambda s: s.last_event.risk.risk_level if s.last_event else None,
     ),
     HsiCameraSensorDescription(
         key="last_event",
         translation_key="last_event",
-        value_fn=lambda p: p.last_event.risk.summary[:MAX_STATE_LENGTH] if p.last_event else None,
+        value_fn=lambda s: s.last_event.risk.summary[:MAX_STATE_LENGTH] if s.last_event else None,
         attrs_fn=_last_event_attrs,
     ),
     *(
@@ -91,7 +91,7 @@ CAMERA_SENSORS: tuple[HsiCameraSensorDescription, ...] = (
             state_class=SensorStateClass.MEASUREMENT,
             value_fn=count_of(group),
         )
-        for group in ("person", "vehicle", "animal")
+        for group in GROUPS
     ),
 )
 
@@ -132,7 +132,7 @@ async def async_setup_entry(
     coordinator = entry.runtime_data.coordinator
     async_add_entities(HsiServerSensor(coordinator, d) for d in SERVER_SENSORS)
     async_add_camera_entities(
-        entry, async_add_entities, lambda p: (HsiCameraSensor(p, d) for d in CAMERA_SENSORS)
+        entry, async_add_entities, lambda w: (HsiCameraSensor(w, d) for d in CAMERA_SENSORS)
     )
 
 
@@ -159,10 +159,10 @@ class HsiCameraSensor(HsiCameraEntity, SensorEntity):
 
     @property
     def native_value(self) -> StateType:
-        """Read the pipeline."""
-        return self.entity_description.value_fn(self.pipeline)
+        """Read the camera's state."""
+        return self.entity_description.value_fn(self.state_data)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Extra detail."""
-        return self.entity_description.attrs_fn(self.pipeline)
+        return self.entity_description.attrs_fn(self.state_data)

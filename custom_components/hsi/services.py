@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hsi_client import HsiError, group_of
 import voluptuous as vol
 
-from homeassistant.components import camera
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import (
@@ -20,11 +20,10 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
-from .api import HsiError
 from .const import DOMAIN
-from .models import CameraSettings, HsiConfigEntry
-from .pipeline import CameraPipeline
-from .rules import group_of
+from .events import async_publish_event
+from .models import CameraSettings, HsiConfigEntry, SecurityEvent
+from .watcher import CameraWatcher, async_snapshot, server_error
 
 SERVICE_ANALYZE = "analyze"
 SERVICE_ANALYZE_IMAGE = "analyze_image"
@@ -87,26 +86,24 @@ def _entry(hass: HomeAssistant, call: ServiceCall) -> HsiConfigEntry:
     return entries[0]
 
 
-def _pipeline_for(hass: HomeAssistant, entry: HsiConfigEntry, entity_id: str) -> CameraPipeline:
-    """The configured pipeline of a camera, or a transient one for an unconfigured camera."""
-    if not entity_id.startswith("camera."):
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="not_a_camera",
-            translation_placeholders={"entity_id": entity_id},
-        )
-    for pipeline in entry.runtime_data.pipelines.values():
-        if pipeline.settings.camera_entity == entity_id:
-            return pipeline
-    state = hass.states.get(entity_id)
-    if state is None:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="camera_not_found",
-            translation_placeholders={"entity_id": entity_id},
-        )
-    settings = CameraSettings(camera_id=entity_id, name=state.name, camera_entity=entity_id)
-    return CameraPipeline(hass, entry, entry.runtime_data, settings)
+def _watcher_of(entry: HsiConfigEntry, entity_id: str) -> CameraWatcher | None:
+    """The watcher of a configured camera entity."""
+    return next(
+        (w for w in entry.runtime_data.watchers.values() if w.settings.camera_entity == entity_id),
+        None,
+    )
+
+
+async def _analyze_once(
+    hass: HomeAssistant, entry: HsiConfigEntry, image: bytes, settings: CameraSettings
+) -> SecurityEvent:
+    """Analyse one picture of something no watcher watches, and publish it as a new event."""
+    try:
+        outcome = await entry.runtime_data.analyzer.analyze_picture(image, settings, "action")
+    except HsiError as err:
+        raise server_error(err) from err
+    async_publish_event(hass, entry, outcome.event, outcome.snapshot, update=False)
+    return outcome.event
 
 
 async def _read_file(hass: HomeAssistant, file_path: str) -> bytes:
@@ -131,7 +128,7 @@ async def _read_media(hass: HomeAssistant, media: str | dict[str, Any]) -> bytes
     content_id = media if isinstance(media, str) else media["media_content_id"]
     source, _, identifier = content_id.removeprefix(MEDIA_PREFIX).partition("/")
     if content_id.startswith(MEDIA_PREFIX) and source == "camera" and identifier:
-        return await _snapshot(hass, identifier)
+        return await async_snapshot(hass, identifier)
     if content_id.startswith(MEDIA_PREFIX) and source == "media_source":
         folder, _, relative = identifier.partition("/")
         if (root := hass.config.media_dirs.get(folder)) is not None and relative:
@@ -159,23 +156,27 @@ def _read_media_file(root: str, relative: str) -> bytes | None:
     return path.read_bytes() if path.is_relative_to(base) else None
 
 
-async def _snapshot(hass: HomeAssistant, entity_id: str) -> bytes:
-    try:
-        return (await camera.async_get_image(hass, entity_id)).content
-    except HomeAssistantError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="camera_unavailable",
-            translation_placeholders={"entity_id": entity_id},
-        ) from err
-
-
 async def _async_analyze(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     entry = _entry(hass, call)
-    pipeline = _pipeline_for(hass, entry, call.data[ATTR_ENTITY_ID])
-    event = await pipeline.async_analyze_now("action")
-    return event.as_dict()
+    entity_id: str = call.data[ATTR_ENTITY_ID]
+    if not entity_id.startswith("camera."):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="not_a_camera",
+            translation_placeholders={"entity_id": entity_id},
+        )
+    if (watcher := _watcher_of(entry, entity_id)) is not None:
+        return (await watcher.async_analyze_now("action")).as_dict()
+    if (state := hass.states.get(entity_id)) is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="camera_not_found",
+            translation_placeholders={"entity_id": entity_id},
+        )
+    image = await async_snapshot(hass, entity_id)
+    settings = CameraSettings(camera_id=entity_id, name=state.name, camera_entity=entity_id)
+    return (await _analyze_once(hass, entry, image, settings)).as_dict()
 
 
 async def _async_analyze_image(call: ServiceCall) -> ServiceResponse:
@@ -187,9 +188,7 @@ async def _async_analyze_image(call: ServiceCall) -> ServiceResponse:
         image = await _read_media(hass, call.data[ATTR_MEDIA])
     name = call.data[ATTR_CAMERA]
     settings = CameraSettings(camera_id=f"image:{name}", name=name, camera_entity=None)
-    pipeline = CameraPipeline(hass, entry, entry.runtime_data, settings)
-    event = await pipeline.async_analyze_now("action", image)
-    return event.as_dict()
+    return (await _analyze_once(hass, entry, image, settings)).as_dict()
 
 
 async def _async_enroll(call: ServiceCall) -> ServiceResponse:
@@ -202,16 +201,10 @@ async def _async_enroll(call: ServiceCall) -> ServiceResponse:
         image = await _read_file(hass, file_path)
     else:
         entity_id = call.data[ATTR_ENTITY_ID]
-        image = await _snapshot(hass, entity_id)
+        image = await async_snapshot(hass, entity_id)
         # A configured camera enrols with its own threshold, as its events detect with it.
-        confidence = next(
-            (
-                p.settings.confidence
-                for p in runtime.pipelines.values()
-                if p.settings.camera_entity == entity_id
-            ),
-            None,
-        )
+        if (watcher := _watcher_of(entry, entity_id)) is not None:
+            confidence = watcher.settings.confidence
     try:
         result = await runtime.client.detect(image, confidence=confidence, embed=True)
         candidates = [
@@ -261,18 +254,13 @@ async def _async_clear_history(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call.hass, call)
     camera_id: str | None = None
     if entity_id := call.data.get(ATTR_ENTITY_ID):
-        matching = [
-            p.settings.camera_id
-            for p in entry.runtime_data.pipelines.values()
-            if p.settings.camera_entity == entity_id
-        ]
-        if not matching:
+        if (watcher := _watcher_of(entry, entity_id)) is None:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="camera_not_configured",
                 translation_placeholders={"entity_id": entity_id},
             )
-        camera_id = matching[0]
+        camera_id = watcher.settings.camera_id
     return {"removed": entry.runtime_data.history.clear(camera_id)}
 
 

@@ -25,7 +25,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One switch per camera."""
-    async_add_camera_entities(entry, async_add_entities, lambda p: [HsiAnalysisSwitch(p, ANALYSIS)])
+    async_add_camera_entities(entry, async_add_entities, lambda w: [HsiAnalysisSwitch(w, ANALYSIS)])
 
 
 class HsiAnalysisSwitch(HsiCameraEntity, SwitchEntity, RestoreEntity):
@@ -40,19 +40,17 @@ class HsiAnalysisSwitch(HsiCameraEntity, SwitchEntity, RestoreEntity):
         """Restore the last choice."""
         await super().async_added_to_hass()
         if (last := await self.async_get_last_state()) is not None:
-            self.pipeline.enabled = last.state != STATE_OFF
+            self.watcher.async_set_enabled(last.state != STATE_OFF)
 
     @property
     def is_on(self) -> bool:
         """Whether analysis runs."""
-        return self.pipeline.enabled
+        return self.state_data.enabled
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Resume analysis."""
-        self.pipeline.enabled = True
-        self.async_write_ha_state()
+        self.watcher.async_set_enabled(True)
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Pause analysis (triggers are ignored)."""
-        self.pipeline.enabled = False
-        self.async_write_ha_state()
+        self.watcher.async_set_enabled(False)

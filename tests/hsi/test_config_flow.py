@@ -38,7 +38,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from .conftest import CAMERA, MOTION, FakeServer, make_entry
+from .conftest import CAMERA, MOTION, FakeServer, make_entry, start_subentry_reconfigure
 
 
 async def _user(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
@@ -272,8 +272,8 @@ async def test_camera_subentry(
     assert subentry.data[CONF_CLASSES] == ["person", "car"]
     assert subentry.data[CONF_INTERVAL] == 30
     assert subentry.data[CONF_BURST_FRAMES] == 2
-    pipeline = entry.runtime_data.pipelines[subentry.subentry_id]
-    assert pipeline.settings.interval == 30
+    watcher = entry.runtime_data.watchers[subentry.subentry_id]
+    assert watcher.settings.interval == 30
     assert hass.states.get("sensor.demo_camera_risk_score") is not None
 
     result = await hass.config_entries.subentries.async_init(
@@ -289,9 +289,7 @@ async def test_camera_subentry_reconfigure(
 ) -> None:
     """Change a camera's settings; the camera itself stays."""
     (subentry,) = setup_entry.subentries.values()
-    result = await setup_entry.start_subentry_reconfigure_flow(
-        hass, SUBENTRY_CAMERA, subentry.subentry_id
-    )
+    result = await start_subentry_reconfigure(hass, setup_entry, subentry.subentry_id)
     assert result["step_id"] == "reconfigure"
     changes = {k: v for k, v in CAMERA_INPUT.items() if k != CONF_CAMERA}
     result = await hass.config_entries.subentries.async_configure(
@@ -305,7 +303,7 @@ async def test_camera_subentry_reconfigure(
     subentry = setup_entry.subentries[subentry.subentry_id]
     assert subentry.data[CONF_CAMERA] == CAMERA
     assert subentry.data[CONF_DESCRIPTION] == "Front door, faces the street"
-    assert setup_entry.runtime_data.pipelines[subentry.subentry_id].settings.confidence == 0.4
+    assert setup_entry.runtime_data.watchers[subentry.subentry_id].settings.confidence == 0.4
 
 
 async def test_entry_without_subentries_setup(hass: HomeAssistant, fake_server: FakeServer) -> None:
@@ -318,5 +316,5 @@ async def test_entry_without_subentries_setup(hass: HomeAssistant, fake_server: 
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.runtime_data.pipelines == {}
+    assert entry.runtime_data.watchers == {}
     assert entry.runtime_data.options.batch_window == 90

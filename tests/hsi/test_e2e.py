@@ -13,10 +13,10 @@ import math
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
+from hsi_client import AnalysisResult, EventMetadata, HsiAuthError, HsiClient, level_for
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.hsi.api import AnalysisResult, HsiAuthError, HsiClient, risk_level_for
 from custom_components.hsi.const import (
     CONF_CONFIDENCE,
     CONF_DESCRIBE,
@@ -120,8 +120,8 @@ def record_analyze(entry: MockConfigEntry) -> list[dict[str, Any]]:
     original = client.analyze
     sent: list[dict[str, Any]] = []
 
-    async def analyze(frames: Any, metadata: dict[str, Any]) -> AnalysisResult:
-        sent.append(metadata)
+    async def analyze(frames: Any, metadata: EventMetadata) -> AnalysisResult:
+        sent.append(metadata.as_dict())
         return await original(frames, metadata)
 
     client.analyze = analyze  # type: ignore[method-assign]
@@ -131,7 +131,7 @@ def record_analyze(entry: MockConfigEntry) -> list[dict[str, Any]]:
 def assert_risk_contract(event: dict[str, Any]) -> None:
     """Score 0-100, the level derived from it, the required texts present."""
     assert 0 <= event["risk_score"] <= 100
-    assert event["risk_level"] == risk_level_for(event["risk_score"])
+    assert event["risk_level"] == level_for(event["risk_score"])
     assert isinstance(event["summary"], str)
     assert event["summary"]
     assert isinstance(event["reasoning"], str)
@@ -146,10 +146,10 @@ async def test_real_pipeline_end_to_end(
     detections = async_capture_events(hass, EVENT_DETECTION)
     security = async_capture_events(hass, EVENT_SECURITY)
     sent = record_analyze(real_entry)
-    (pipeline,) = real_entry.runtime_data.pipelines.values()
+    (watcher,) = real_entry.runtime_data.watchers.values()
 
     await motion(hass)
-    assert pipeline.last_inference_ms is not None  # the real server answered /detect
+    assert watcher.state.inference_ms is not None  # the real server answered /detect
     assert detections
     assert real_entry.runtime_data.gallery.stats()["recent"] >= 1  # real embeddings remembered
     await advance(hass, freezer, 6)

@@ -1,39 +1,18 @@
-"""Snapshot annotation and the event history store."""
+"""The event history store."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-import io
 from unittest.mock import patch
 
-from PIL import Image
+from hsi_client import AnalyzedObject, BoundingBox, RiskAssessment
 
 from custom_components.hsi import history as history_module
-from custom_components.hsi.api import AnalyzedObject, BoundingBox, RiskAssessment
-from custom_components.hsi.history import EventHistory, annotate
+from custom_components.hsi.history import EventHistory
 from custom_components.hsi.models import SecurityEvent
 from homeassistant.core import HomeAssistant
 
-from .conftest import jpeg
-
 PERSON = AnalyzedObject("person", 0.8, 0, BoundingBox(40, 30, 100, 150))
-
-
-def test_annotate_draws_once_per_box() -> None:
-    """Duplicate boxes draw the same pixels once; other modes become RGB; junk passes through."""
-    picture = jpeg()
-    single = annotate(picture, [PERSON])
-    assert single[:2] == b"\xff\xd8"
-    assert single != picture
-    assert annotate(picture, [PERSON] * 20) == single
-    weaker = AnalyzedObject("person", 0.3, 0, PERSON.bbox)
-    assert annotate(picture, [weaker, PERSON]) == single  # the most confident label is drawn
-
-    grey = io.BytesIO()
-    Image.new("L", (64, 48), 128).save(grey, format="PNG")
-    with Image.open(io.BytesIO(annotate(grey.getvalue(), [PERSON]))) as result:
-        assert (result.format, result.mode) == ("JPEG", "RGB")
-    assert annotate(b"not an image", [PERSON]) == b"not an image"
 
 
 def _event(event_id: str) -> SecurityEvent:

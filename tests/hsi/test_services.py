@@ -291,7 +291,7 @@ async def test_device_triggers(
 ) -> None:
     """A camera device offers level triggers that fire on its security events."""
     registry = dr.async_get(hass)
-    (subentry_id,) = setup_entry.runtime_data.pipelines
+    (subentry_id,) = setup_entry.runtime_data.watchers
     device = registry.async_get_device(identifiers={(DOMAIN, subentry_id)})
     server = registry.async_get_device(identifiers={(DOMAIN, setup_entry.entry_id)})
     assert device is not None
@@ -352,7 +352,7 @@ async def test_setup_retries_when_server_down(
 async def test_unload_leaves_nothing(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
 ) -> None:
-    """Unload removes entities' listeners and the pipelines' triggers."""
+    """Unload removes entities' listeners and the watchers' triggers."""
     listeners_before = sum(hass.bus.async_listeners().values())
     assert await hass.config_entries.async_unload(setup_entry.entry_id)
     await hass.async_block_till_done()
@@ -372,7 +372,7 @@ async def test_stale_devices_and_disabled_diagnostics(
     stale = registry.async_get_or_create(
         config_entry_id=setup_entry.entry_id, identifiers={(DOMAIN, "removed-camera")}
     )
-    (camera_id,) = setup_entry.runtime_data.pipelines
+    (camera_id,) = setup_entry.runtime_data.watchers
     live = registry.async_get_device(identifiers={(DOMAIN, camera_id)})
     assert live is not None
     assert await async_remove_config_entry_device(hass, setup_entry, stale)

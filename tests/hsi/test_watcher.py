@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from freezegun.api import FrozenDateTimeFactory
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -17,12 +15,11 @@ from custom_components.hsi.const import (
     DOMAIN,
 )
 from custom_components.hsi.coordinator import ISSUE_UNREACHABLE
-from custom_components.hsi.pipeline import CameraPipeline, time_of_day
+from custom_components.hsi.watcher import CameraWatcher
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.util import dt as dt_util
 
 from .conftest import (
     FakeServer,
@@ -46,10 +43,10 @@ IMAGE = "image.front_door_last_event_snapshot"
 SWITCH = "switch.front_door_analysis"
 
 
-def pipeline_of(entry: MockConfigEntry) -> CameraPipeline:
-    """The only camera's pipeline."""
-    (pipeline,) = entry.runtime_data.pipelines.values()
-    return pipeline
+def watcher_of(entry: MockConfigEntry) -> CameraWatcher:
+    """The only camera's watcher."""
+    (watcher,) = entry.runtime_data.watchers.values()
+    return watcher
 
 
 async def test_motion_to_security_event(
@@ -75,7 +72,7 @@ async def test_motion_to_security_event(
     assert data["camera"] == "Front door"
     assert hass.states.get(PEOPLE).state == "1"
     assert hass.states.get(PERSON).state == STATE_ON
-    assert pipeline_of(setup_entry).batch_open
+    assert watcher_of(setup_entry).state.batch_open
     assert security_events == []
 
     await advance(hass, freezer, 6)  # idle timeout 5 s
@@ -230,7 +227,7 @@ async def test_busy_detector_retried(
     await motion(hass)
     assert fake_server.count("/detect") == 6
     assert len(detection_events) == 1
-    assert pipeline_of(setup_entry).batch_open  # the open event is kept
+    assert watcher_of(setup_entry).state.batch_open  # the open event is kept
 
 
 async def test_server_down_mid_event(
@@ -366,33 +363,20 @@ async def test_unload_records_open_batch(
 ) -> None:
     """Unloading mid-event records the event from the rules and leaves nothing running."""
     fake_server.detections = [[detection("person", 0.7)]]
-    pipeline = pipeline_of(setup_entry)
+    watcher = watcher_of(setup_entry)
     await motion(hass)
-    assert pipeline.batch_open
+    assert watcher.state.batch_open
     assert await hass.config_entries.async_unload(setup_entry.entry_id)
     await hass.async_block_till_done()
     assert setup_entry.state is ConfigEntryState.NOT_LOADED
     (event,) = security_events
     assert event.data["source"] == "rules"
     assert "integration unloaded" in event.data["reasoning"]
-    assert pipeline.last_snapshot is not None
-    assert pipeline.last_snapshot[:2] == b"\xff\xd8"  # the frame's JPEG, not the frame
-    assert not pipeline._tasks
-    assert not pipeline._timers
-    assert not pipeline._unsubs
+    assert watcher.state.snapshot is not None
+    assert watcher.state.snapshot[:2] == b"\xff\xd8"  # the frame's JPEG, not the frame
+    assert not watcher._tasks
+    assert not watcher._timers
+    assert not watcher._unsubs
     # Motion after unload does nothing.
     await motion(hass)
     assert fake_server.count("/detect") == 1
-
-
-def test_time_of_day() -> None:
-    """Local hours map to parts of the day."""
-    base = dt_util.now().replace(minute=0, second=0, microsecond=0)
-    parts: dict[int, Any] = {h: time_of_day(base.replace(hour=h)) for h in (2, 8, 14, 20, 23)}
-    assert parts == {
-        2: "night",
-        8: "morning",
-        14: "afternoon",
-        20: "evening",
-        23: "night",
-    }
