@@ -15,7 +15,8 @@ def key_frames(objects: Sequence[AnalyzedObject], frames: int, limit: int) -> li
     if frames <= 0 or limit <= 0:
         return []
     if not objects:
-        start = max(0, min(frames // 2 - (limit - 1) // 2, frames - limit))
+        # Centred on the middle; key_frame is frames // 2, an even split leans to the later half.
+        start = max(0, (frames - limit + 1) // 2)
         return list(range(start, min(frames, start + limit)))
     score: dict[int, tuple[int, float]] = dict.fromkeys(range(frames), (0, 0.0))
     for obj in objects:

@@ -6,6 +6,7 @@ server validates requests strictly on its side and builds these same types from 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +43,12 @@ class BoundingBox:
             "width": round(self.width, 1),
             "height": round(self.height, 1),
         }
+
+
+def _count(value: Any, default: int) -> int:
+    """A whole number from an answer (numbers as strings too); `default` for NaN, inf or junk."""
+    number = as_float(value, default)
+    return int(number) if math.isfinite(number) else default
 
 
 def _embedding(value: Any) -> tuple[float, ...] | None:
@@ -218,7 +225,7 @@ class KnownMatch:
             name=str(data["name"]) if data.get("name") else None,
             enrolled=bool(data.get("enrolled")),
             similarity=as_float(data.get("similarity")),
-            times_seen_today=int(as_float(data.get("times_seen_today"), 1)),
+            times_seen_today=_count(data.get("times_seen_today"), 1),
         )
 
     def as_dict(self) -> dict[str, Any]:

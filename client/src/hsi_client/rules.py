@@ -45,8 +45,8 @@ ACTIONS: Final = {
 }
 AWAY_WORDS: Final = ("away", "vacation", "holiday")
 NIGHT_MODE_WORDS: Final = ("night", "sleep")
+# Mean luma (0-1) below which a view is very dark: darker than the server's own `dark` flag.
 DARK_BRIGHTNESS: Final = 0.08
-BLURRED: Final = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +59,23 @@ class Quality:
 
 
 def quality_of(images: Sequence[Mapping[str, Any]]) -> Quality:
-    """Read `{blur, brightness, scene_change}` per frame (the /enrich `image` shape)."""
+    """Read the /enrich `image` facts of each frame.
+
+    `brightness` is the mean luma (0-1); `blurry` is the server's verdict (its `blur` is the
+    variance of the Laplacian, lower is blurrier, and has no fixed scale); `scene_change` is
+    `{similarity, changed}` (a plain boolean is accepted too).
+    """
     return Quality(
-        scene_change=any(bool(img.get("scene_change")) for img in images),
+        scene_change=any(_changed(img.get("scene_change")) for img in images),
         dark=any(_num(img.get("brightness"), 1.0) < DARK_BRIGHTNESS for img in images),
-        blurred=any(_num(img.get("blur"), 0.0) > BLURRED for img in images),
+        blurred=any(img.get("blurry") is True for img in images),
     )
+
+
+def _changed(scene_change: Any) -> bool:
+    if isinstance(scene_change, Mapping):
+        return scene_change.get("changed") is True
+    return scene_change is True
 
 
 def _num(value: Any, default: float) -> float:
