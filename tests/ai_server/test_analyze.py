@@ -11,11 +11,12 @@ from typing import Any
 import aiohttp
 import jsonschema
 import pytest
+from hsi_client import level_for
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from ai_server.analysis import risk
-from ai_server.keys import FLORENCE_BATCHER, REGISTRY
+from ai_server.keys import BATCHERS, REGISTRY
 from ai_server.models.llm import GenerationRequest, LLMBackend, LLMError
 
 from .conftest import MakeClient, image_bytes
@@ -56,7 +57,7 @@ def _check_contract(body: dict[str, Any], frames: int) -> dict[str, Any]:
     assert set(body) >= {"objects", "description", "risk", "timings_ms", "models"}
     found = body["risk"]
     assert isinstance(found["risk_score"], int) and 0 <= found["risk_score"] <= 100
-    assert found["risk_level"] == risk.level_for(found["risk_score"])
+    assert found["risk_level"] == level_for(found["risk_score"])
     assert found["source"] in ("llm", "rules")
     assert found["summary"] and found["reasoning"]
     for obj in body["objects"]:
@@ -99,7 +100,7 @@ async def test_analyze_without_detections_runs_the_detector(llm_client: Client) 
 
 async def test_analyze_json_body_and_every_stage(llm_client: Client) -> None:
     """JSON transport; the tiny profile has every model, so every stage runs."""
-    florence = llm_client.server.app[FLORENCE_BATCHER]
+    florence = llm_client.server.app[BATCHERS].florence
     batches_before = florence.batches_run
     frames = [base64.b64encode(image_bytes()).decode()]
     answer = await llm_client.post(

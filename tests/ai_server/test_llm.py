@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hsi_client import level_for
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -82,7 +83,7 @@ async def test_constrained_output_parses_and_satisfies_the_schema(
     jsonschema.validate(data, risk.RISK_SCHEMA)
     assessment = risk.parse_llm_output(completion.text)
     assert assessment.source == "llm"
-    assert assessment.risk_level == risk.level_for(assessment.risk_score)
+    assert assessment.risk_level == level_for(assessment.risk_score)
 
 
 async def test_prefix_cache_evaluates_only_the_new_part(local_llm: LlamaCppLLM) -> None:

@@ -46,7 +46,7 @@ def test_system_prompt_is_the_same_for_every_event() -> None:
 
 def test_every_tier_appears_in_order_when_it_fits() -> None:
     facts = _facts(
-        home_mode="away", zones="porch", known_matches=[{"description": "enrolled person: Ana"}]
+        home_mode="away", zones="porch", known_matches=[{"class": "person", "name": "Ana", "enrolled": True}]
     )
     prompt = build_prompt(facts, count_tokens=_count, context_size=4096, answer_tokens=1000)
     assert all(state == "full" for state in prompt.tiers.values())

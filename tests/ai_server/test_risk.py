@@ -1,4 +1,6 @@
-"""The risk contract: levels from scores, clamping, validation of LLM answers."""
+"""The LLM side of the risk contract: clamping, validation of LLM answers, the schema.
+
+Levels and their bounds are the client library's (client/tests/test_risk.py)."""
 
 from __future__ import annotations
 
@@ -7,25 +9,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hsi_client import level_for
 
 from ai_server.analysis import risk
-
-
-@pytest.mark.parametrize(
-    ("score", "level"),
-    [
-        (0, "low"),
-        (29, "low"),
-        (30, "medium"),
-        (59, "medium"),
-        (60, "high"),
-        (84, "high"),
-        (85, "critical"),
-        (100, "critical"),
-    ],
-)
-def test_level_boundaries(score: int, level: str) -> None:
-    assert risk.level_for(score) == level
 
 
 @pytest.mark.parametrize(("raw", "clamped"), [(-20, 0), (150, 100), (72.6, 73), ("44", 44)])
@@ -33,7 +19,7 @@ def test_scores_are_clamped(raw: Any, clamped: int) -> None:
     text = json.dumps({"risk_score": raw, "summary": "s", "reasoning": "r"})
     assessment = risk.parse_llm_output(text)
     assert assessment.risk_score == clamped
-    assert assessment.risk_level == risk.level_for(clamped)
+    assert assessment.risk_level == level_for(clamped)
 
 
 def test_a_level_that_disagrees_with_the_score_is_recomputed() -> None:

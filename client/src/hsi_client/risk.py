@@ -46,7 +46,7 @@ def describe_levels() -> str:
 
 def level_rank(level: str) -> int:
     """0 for low up to 3 for critical: levels compare by rank."""
-    return RISK_LEVELS.index(level)  # type: ignore[arg-type]
+    return RISK_LEVELS.index(level)
 
 
 def clamp_score(value: float) -> int:
