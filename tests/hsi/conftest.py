@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 import io
 import json
+import logging
 import os
 from pathlib import Path
 import socket
@@ -46,7 +47,7 @@ from custom_components.hsi.const import (
     EVENT_SECURITY,
     SUBENTRY_CAMERA,
 )
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigSubentryData, SubentryFlowResult
 from homeassistant.const import CONF_API_KEY, CONF_URL, STATE_OFF, STATE_ON, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.setup import async_setup_component
@@ -54,11 +55,40 @@ from homeassistant.setup import async_setup_component
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAMERA = "camera.demo_camera"
 MOTION = "input_boolean.motion"
+# How Home Assistant words its warning for a use that a later release turns into an error
+# (homeassistant.helpers.frame.report_usage), e.g. "... This will stop working in Home Assistant
+# 2025.12.0": the suite runs on an older HA than users do, so such a warning fails the test.
+FORWARD_INCOMPATIBLE = "Detected that custom integration"
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
-    """Load custom_components/ in every test."""
+def forward_compatible(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test when Home Assistant warned that this integration's code stops working."""
+    # The HA test plugin's `caplog` captures at DEBUG (slow, very noisy); tests run at INFO.
+    caplog.set_level(logging.INFO)
+    yield
+    reports = [
+        record.getMessage()
+        for when in ("setup", "call", "teardown")
+        for record in caplog.get_records(when)
+        if FORWARD_INCOMPATIBLE in record.getMessage()
+    ]
+    if reports:
+        pytest.fail(
+            f"Home Assistant reported {len(reports)} use(s) that a later release breaks:\n"
+            + "\n".join(dict.fromkeys(reports)),
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(
+    forward_compatible: None, enable_custom_integrations: None
+) -> None:
+    """Load custom_components/ in every test.
+
+    forward_compatible comes first: set up before `hass`, it checks the log after `hass` stopped.
+    """
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +106,20 @@ async def action(hass: HomeAssistant, service: str, data: dict[str, Any]) -> Any
     """Call one of our actions and return its response."""
     return await hass.services.async_call(
         DOMAIN, service, data, blocking=True, return_response=True
+    )
+
+
+async def start_subentry_reconfigure(
+    hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str
+) -> SubentryFlowResult:
+    """Start a subentry's reconfigure flow, the same call on every supported HA version.
+
+    MockConfigEntry.start_subentry_reconfigure_flow took (hass, subentry_type, subentry_id) in the
+    test plugin for HA 2025.4 and takes (hass, subentry_id) for HA 2026.x; both start this flow.
+    """
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, entry.subentries[subentry_id].subentry_type),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
     )
 
 
