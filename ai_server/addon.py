@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from .keys import SETTINGS
+from .runtime.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 SUPERVISOR_URL = "http://supervisor"
@@ -25,14 +27,14 @@ DISCOVERY_TASK = web.AppKey("supervisor_discovery", asyncio.Task[bool])
 def register_discovery(app: web.Application, token: str, *, base_url: str = SUPERVISOR_URL) -> None:
     """Announce the server once it is listening (a failure is logged, never fatal)."""
 
-    async def start(app: web.Application) -> None:
-        app[DISCOVERY_TASK] = asyncio.create_task(announce(app, token, base_url))
+    async def discovery(app: web.Application) -> AsyncIterator[None]:
+        app[DISCOVERY_TASK] = asyncio.create_task(
+            announce(app, token, base_url), name="supervisor-discovery"
+        )
+        yield
+        await cancel_and_wait(app[DISCOVERY_TASK])
 
-    async def stop(app: web.Application) -> None:
-        app[DISCOVERY_TASK].cancel()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    app.cleanup_ctx.append(discovery)
 
 
 async def announce(app: web.Application, token: str, base_url: str) -> bool:

@@ -1,4 +1,5 @@
-"""The aiohttp application factory: middlewares for errors, auth, limits and metrics."""
+"""The aiohttp application factory (every part made once, started and stopped together) and
+the middlewares for errors, auth, limits and metrics."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
 
 from aiohttp import web
 
 from .analysis.pipeline import Pipeline
+from .analysis.stages import describe_stage, detect_stage, enrich_stage
+from .batchers import ModelBatchers
 from .config import Settings
 from .errors import ApiError, too_large, unavailable
 from .keys import (
     ANALYZE_PIPELINE,
-    DETECT_BATCHER,
+    BATCHERS,
     DEVICE,
+    ENRICHER,
     METRICS,
     PRELOAD_TASK,
     REGISTRY,
@@ -27,21 +30,22 @@ from .keys import (
 )
 from .metrics import Metrics
 from .models.catalog import build_specs
-from .models.detector import Detection, Detector, DetectRequest
-from .routes import analyze, detect, health, llm, metrics, models
-from .runtime.batcher import BatcherClosedError, QueueFullError, model_batcher
+from .models.enrich import Enricher, load_labels
+from .routes import analyze, describe, detect, embed, enrich, health, llm, metrics, models
+from .runtime.batcher import BatcherClosedError, QueueFullError
 from .runtime.devices import resolve_device
 from .runtime.registry import ModelRegistry, ModelUnavailableError
-from .vision import setup_vision
+from .runtime.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = frozenset({"/health"})
+ROUTE_GROUPS = (health, detect, models, metrics, analyze, llm, describe, embed, enrich)
 
 
 def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> web.Application:
-    """Build the server; `registry` lets tests supply their own models."""
+    """Build the server, every part wired once; `registry` lets tests supply their own models."""
     device = resolve_device(settings.device)
     if registry is None:
         budget = settings.max_vram_gb if device.is_cuda else settings.max_ram_gb
@@ -52,6 +56,11 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
             budget_kind="vram" if device.is_cuda else "ram",
             idle_timeout_s=settings.model_idle_s,
         )
+    app_metrics = Metrics(registry.status)
+    batchers = ModelBatchers.build(registry, settings, device, app_metrics)
+    enricher = Enricher(
+        registry, batchers.clip, batchers.florence, load_labels(settings.labels_path)
+    )
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         # Outermost first: metrics see the final status that error_middleware produced.
@@ -60,37 +69,36 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     app[SETTINGS] = settings
     app[DEVICE] = device
     app[REGISTRY] = registry
-    app[METRICS] = Metrics(registry.status)
-
-    def run_detector(batch: list[DetectRequest]) -> list[list[Detection]]:
-        return registry.loaded("detector", Detector).detect(batch)
-
-    # On CPU a 640 px detector runs fastest one image at a time (docs/benchmarks.md).
-    app[DETECT_BATCHER] = model_batcher(
-        "detector", run_detector, settings, device, app[METRICS], cpu_batch=1
-    )
-    # setup_vision adds the enrich and describe stages, through the CLIP/Florence-2 batchers.
+    app[METRICS] = app_metrics
+    app[BATCHERS] = batchers
+    app[ENRICHER] = enricher
     app[ANALYZE_PIPELINE] = Pipeline(
-        registry, partial(detect.detect_image, app), llm_timeout=settings.llm_timeout
+        registry,
+        detect=detect_stage(registry, batchers.detector, settings),
+        enrich=enrich_stage(enricher),
+        describe=describe_stage(registry, batchers.florence),
+        llm_timeout=settings.llm_timeout,
     )
-    for group in (health, detect, models, metrics, analyze, llm):
+    for group in ROUTE_GROUPS:
         app.add_routes(group.routes)
     app.cleanup_ctx.append(_lifecycle)
-    setup_vision(app, settings, device, registry, app[METRICS])
     return app
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    settings, registry = app[SETTINGS], app[REGISTRY]
+    """Batchers and the preload start with the app; at cleanup every task is awaited."""
+    settings, registry, batchers = app[SETTINGS], app[REGISTRY], app[BATCHERS]
     if settings.torch_threads:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    app[DETECT_BATCHER].start()
-    app[PRELOAD_TASK] = asyncio.create_task(_preload(registry, settings.preload))
+    batchers.start()
+    app[PRELOAD_TASK] = asyncio.create_task(
+        _preload(registry, settings.preload), name="preload-models"
+    )
     yield
-    app[PRELOAD_TASK].cancel()
-    await app[DETECT_BATCHER].close()
+    await cancel_and_wait(app[PRELOAD_TASK])
+    await batchers.close()
     await registry.close()
 
 

@@ -19,12 +19,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 from PIL import Image
 
-from ..models.detector import Detection
+from ..models.detector import Detection, Detector
 from ..models.llm import GenerationRequest, LLMBackend, LLMError
+from ..models.vlm import Florence
 from ..runtime.batcher import QueueFullError
 from ..runtime.registry import ModelRegistry, ModelUnavailableError
 from . import risk, rules
@@ -70,17 +71,18 @@ class Pipeline:
     def __init__(
         self,
         registry: ModelRegistry,
-        detect: DetectFn,
         *,
+        detect: DetectFn,
+        enrich: EnrichFn,
+        describe: DescribeFn,
         llm_timeout: float,
-        enrich: EnrichFn | None = None,
-        describe: DescribeFn | None = None,
     ) -> None:
-        self.registry = registry
-        self.detect = detect
-        self.llm_timeout = llm_timeout
-        self.enrich = enrich
-        self.describe = describe
+        """Every stage's callable, given once: the pipeline is complete when it is made."""
+        self.registry: Final = registry
+        self.detect: Final = detect
+        self.enrich: Final = enrich
+        self.describe: Final = describe
+        self.llm_timeout: Final = llm_timeout
 
     async def analyze(self, images: Sequence[Image.Image], metadata: EventMetadata) -> Analysis:
         started = time.perf_counter()
@@ -90,11 +92,11 @@ class Pipeline:
         stage = time.perf_counter()
         if metadata.detections is None:
             objects = await self._detect(images)
-            models["detector"] = {"status": "used"}
+            models[Detector.name] = {"status": "used"}
             timings["detect"] = _ms(stage)
         else:
             objects = [obj for frame in metadata.detections for obj in frame]
-            models["detector"] = {"status": "skipped", "reason": "detections sent by the client"}
+            models[Detector.name] = {"status": "skipped", "reason": "detections sent by the client"}
 
         quality: list[dict[str, Any]] = []
         if metadata.options.enrich:
@@ -109,16 +111,16 @@ class Pipeline:
         if metadata.options.describe:
             stage = time.perf_counter()
             key = key_frame(objects, len(images))
-            description, models["florence"] = await self._describe(images[key])
+            description, models[Florence.name] = await self._describe(images[key])
             if description:
                 captions[key] = description
             timings["describe"] = _ms(stage)
         else:
-            models["florence"] = {"status": "off"}
+            models[Florence.name] = {"status": "off"}
 
         stage = time.perf_counter()
         facts = EventFacts(metadata, objects, len(images), captions, quality)
-        assessment, models["llm"] = await self._risk(facts)
+        assessment, models[LLMBackend.name] = await self._risk(facts)
         timings["risk"] = _ms(stage)
         timings["total"] = _ms(started)
         return Analysis(objects, description, assessment, timings, models)
@@ -136,8 +138,6 @@ class Pipeline:
     async def _enrich(
         self, images: Sequence[Image.Image], objects: list[EventObject]
     ) -> tuple[list[EventObject], list[dict[str, Any]], dict[str, Any]]:
-        if self.enrich is None:
-            return objects, [], {"status": "unavailable", "reason": "not part of this server"}
         enrich = self.enrich
         by_frame = [[obj for obj in objects if obj.frame == i] for i in range(len(images))]
         try:
@@ -157,8 +157,6 @@ class Pipeline:
         return enriched, [dict(quality) for _, quality in answers], {"status": "used"}
 
     async def _describe(self, image: Image.Image) -> tuple[str | None, dict[str, Any]]:
-        if self.describe is None:
-            return None, {"status": "unavailable", "reason": "not part of this server"}
         try:
             text = await self.describe(image)
         except (ModelUnavailableError, QueueFullError) as err:
@@ -179,10 +177,11 @@ class Pipeline:
 
         if not facts.metadata.options.llm:
             return fallback("off", "turned off by the request")
-        if "llm" not in self.registry.names:
+        if LLMBackend.name not in self.registry.names:
             return fallback("unavailable", "no LLM configured")
         try:
-            async with self.registry.use("llm", LLMBackend) as backend:  # type: ignore[type-abstract]
+            llm = self.registry.use(LLMBackend.name, LLMBackend)  # type: ignore[type-abstract]
+            async with llm as backend:
                 return await self._llm(facts, backend, fallback)
         except ModelUnavailableError as err:
             return fallback("unavailable", str(err))

@@ -26,7 +26,7 @@ def detector_source(settings: Settings, device: DeviceInfo) -> str:
     if settings.detector_path:
         return settings.detector_path
     if settings.profile == "tiny":
-        return tiny_source(settings, "detector")
+        return tiny_source(settings, Detector.name)
     return DEFAULT_GPU_MODEL if device.is_cuda else DEFAULT_CPU_MODEL
 
 
@@ -34,7 +34,7 @@ def florence_source(settings: Settings, device: DeviceInfo) -> str:
     if settings.florence_path:
         return settings.florence_path
     if settings.profile == "tiny":
-        return tiny_source(settings, "florence")
+        return tiny_source(settings, vlm.Florence.name)
     return vlm.DEFAULT_GPU_MODEL if device.is_cuda else vlm.DEFAULT_CPU_MODEL
 
 
@@ -42,7 +42,7 @@ def clip_source(settings: Settings) -> str:
     if settings.clip_path:
         return settings.clip_path
     if settings.profile == "tiny":
-        return tiny_source(settings, "clip")
+        return tiny_source(settings, clip.Clip.name)
     return clip.DEFAULT_MODEL
 
 
@@ -72,7 +72,7 @@ def llm_source(settings: Settings) -> str:
     if settings.llm_path:
         return settings.llm_path
     if settings.profile == "tiny":
-        return tiny_source(settings, "llm")
+        return tiny_source(settings, LLMBackend.name)
     return DEFAULT_REPO
 
 
@@ -101,19 +101,19 @@ def build_llm(settings: Settings, device: DeviceInfo) -> LLMBackend:
 def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
     return [
         ModelSpec(
-            "detector",
+            Detector.name,
             lambda: Detector(detector_source(settings, device), device),
             priority=100,
             optional=False,
         ),
         ModelSpec(
-            "clip",
+            clip.Clip.name,
             lambda: clip.Clip(clip_source(settings), device),
             priority=80,  # small, and used per detection (re-identification)
             size_gb=_size_gb(settings, device, 151e6, 0.0062),  # ViT-B/32
         ),
         ModelSpec(
-            "florence",
+            vlm.Florence.name,
             lambda: vlm.Florence(
                 florence_source(settings, device),
                 device,
@@ -125,7 +125,7 @@ def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
         ),
         # Largest and least urgent: evicted first; /analyze falls back to rules without it.
         ModelSpec(
-            "llm",
+            LLMBackend.name,
             lambda: build_llm(settings, device),
             priority=40,
             size_gb=_llm_size_gb(settings, device),

@@ -72,12 +72,12 @@ class Detector:
         return self._model is not None
 
     def load(self) -> None:
-        source = resolve_source(self.source, "detector")
+        source = resolve_source(self.source, self.name)
         try:
             processor = AutoImageProcessor.from_pretrained(source)
             model = AutoModelForObjectDetection.from_pretrained(source, dtype=self.device.dtype)
         except (OSError, ValueError) as err:
-            raise hub_failure(source, "detector", err) from err
+            raise hub_failure(source, self.name, err) from err
         if not hasattr(processor, "post_process_object_detection"):
             raise ModelLoadError(f"{source} is not an object-detection checkpoint")
         model.to(self.device.device).eval()

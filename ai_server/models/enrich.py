@@ -33,6 +33,7 @@ from ..config import ConfigError
 from ..imaging import Box, crop
 from ..runtime.batcher import DynamicBatcher
 from ..runtime.registry import ModelRegistry, ModelUnavailableError
+from ..runtime.tasks import cancel_and_wait
 from .clip import Clip, ClipItem, Vector, ensemble, prompts, zero_shot
 from .vlm import DescribeRequest, DescribeResult, Florence
 
@@ -300,10 +301,18 @@ class Enricher:
                     entry["confidence"] = obj.confidence
         warnings: list[str] = []
         quality_task = asyncio.create_task(asyncio.to_thread(measure_quality, image))
-        clip_part = self._clip_part(image, objects, crops, results, reference, embed, warnings)
-        plate_part = self._plates(objects, crops, results, warnings) if plates else _nothing()
-        image_vector, embeddings = (await asyncio.gather(clip_part, plate_part))[0]
-        quality = await quality_task
+        clip_task = asyncio.create_task(
+            self._clip_part(image, objects, crops, results, reference, embed, warnings)
+        )
+        parts: list[asyncio.Task[Any]] = [quality_task, clip_task]
+        if plates:
+            parts.append(asyncio.create_task(self._plates(objects, crops, results, warnings)))
+        try:
+            await asyncio.gather(*parts)
+        finally:  # one part failed, or the caller went away: none of the others keeps running
+            await cancel_and_wait(*parts)
+        quality = quality_task.result()
+        image_vector, embeddings = clip_task.result()
         rules = self.labels.quality
         frame: dict[str, Any] = {
             "width": image.width,
@@ -340,7 +349,7 @@ class Enricher:
         if not whole and not any(asked) and not embed:
             return None, []
         try:
-            async with self.registry.use("clip", Clip) as clip:
+            async with self.registry.use(Clip.name, Clip) as clip:
                 items = [ClipItem(image=c) for c in crops]
                 if whole:
                     items.append(ClipItem(image=image))
@@ -384,7 +393,7 @@ class Enricher:
         if not wanted:
             return
         try:
-            async with self.registry.use("florence", Florence):
+            async with self.registry.use(Florence.name, Florence):
                 texts = await asyncio.gather(
                     *(
                         self.florence_batcher.submit(DescribeRequest(crops[i], "ocr"))
@@ -410,10 +419,6 @@ class ReferenceDimError(ValueError):
             f"reference_embedding has {got} dimensions; this server's CLIP model produces {want} "
             "(take the reference from /embed or /enrich of this server)"
         )
-
-
-async def _nothing() -> None:
-    return None
 
 
 def _floats(vector: Vector) -> list[float]:

@@ -337,7 +337,7 @@ class LlamaCppLLM(LLMBackend):
             raise LLMError("LLM is not loaded")
         if self._pending >= self.slots + self.max_queue:
             ahead = (self._pending - self.slots + 1) / self.slots
-            raise QueueFullError("llm", max(1.0, ahead * self._last_seconds))
+            raise QueueFullError(self.name, max(1.0, ahead * self._last_seconds))
         job = _Job(request, asyncio.get_running_loop(), asyncio.Queue())
         self._pending += 1
         future = asyncio.get_running_loop().run_in_executor(executor, self._run, job)

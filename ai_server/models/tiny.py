@@ -18,6 +18,11 @@ from typing import Any
 
 import torch
 
+from .clip import Clip
+from .detector import Detector
+from .llm import LLMBackend
+from .vlm import Florence
+
 _LOGGER = logging.getLogger(__name__)
 
 # Bump when a recipe changes, so cached builds are rebuilt.
@@ -433,12 +438,12 @@ def build_llm(
     writer.close()
 
 
-# name -> (folder name, builder); later families (florence, clip, llm) add themselves here.
-BUILDERS: dict[str, tuple[str, Callable[[Path], None]]] = {
-    "detector": ("detector", build_detector),
-    "llm": ("llm", lambda target: build_llm(target / TINY_LLM_FILE)),
-    "florence": ("florence", build_florence),
-    "clip": ("clip", build_clip),
+# Model name -> builder; each model is built in a folder of its name.
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    Detector.name: build_detector,
+    LLMBackend.name: lambda target: build_llm(target / TINY_LLM_FILE),
+    Florence.name: build_florence,
+    Clip.name: build_clip,
 }
 
 
@@ -451,14 +456,14 @@ def make_tiny_models(root: Path, names: list[str] | None = None) -> dict[str, Pa
     root.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name in names or list(BUILDERS):
-        folder, builder = BUILDERS[name]
-        target = root / folder
+        builder = BUILDERS[name]
+        target = root / name
         stamp = target / ".hsi-tiny.json"
         if _stamp_ok(stamp):
             paths[name] = target
             continue
         _LOGGER.info("building tiny %s model in %s", name, target)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=root))
+        scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
         try:
             builder(scratch)
             (scratch / stamp.name).write_text(json.dumps({"version": TINY_VERSION}))

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..errors import bad_request, unprocessable
 from ..imaging import Box, decode_base64, decode_image, parse_box, read_images, read_json
-from ..keys import FLORENCE_BATCHER, REGISTRY, SETTINGS
+from ..keys import BATCHERS, REGISTRY, SETTINGS
 from ..models.vlm import TASKS, DescribeRequest, Florence, Task
 
 routes = web.RouteTableDef()
@@ -68,8 +68,8 @@ async def describe(request: web.Request) -> web.Response:
     image = await asyncio.to_thread(decode_image, data, max_pixels=settings.max_image_pixels)
     boxes: list[Box] = [parse_box(b, f"boxes[{i}]", image.size) for i, b in enumerate(raw_boxes)]
     started = time.perf_counter()
-    batcher = request.app[FLORENCE_BATCHER]
-    async with request.app[REGISTRY].use("florence", Florence):
+    batcher = request.app[BATCHERS].florence
+    async with request.app[REGISTRY].use(Florence.name, Florence):
         if task == "region_caption":
             captions = await asyncio.gather(
                 *(batcher.submit(DescribeRequest(image, task, box)) for box in boxes)

@@ -12,7 +12,7 @@ from PIL import Image
 from ..config import Settings
 from ..errors import ApiError, unprocessable
 from ..imaging import RawImage, decode_image, read_images
-from ..keys import DETECT_BATCHER, REGISTRY, SETTINGS
+from ..keys import BATCHERS, REGISTRY, SETTINGS
 from ..models.detector import Detection, Detector, DetectRequest
 from .embed import embed_crops
 
@@ -64,18 +64,11 @@ async def _read(request: web.Request) -> list[RawImage]:
 
 
 async def detect_image(
-    app: web.Application,
-    image: Image.Image,
-    threshold: float | None = None,
-    classes: frozenset[str] | None = None,
+    app: web.Application, image: Image.Image, threshold: float, classes: frozenset[str] | None
 ) -> list[Detection]:
-    """Detections for one image through the shared batcher (also used by /analyze)."""
-    settings = app[SETTINGS]
-    if threshold is None:
-        threshold = settings.confidence
-        classes = None if settings.classes is None else frozenset(settings.classes)
-    await app[REGISTRY].get("detector", Detector)  # loads on first use
-    return await app[DETECT_BATCHER].submit(DetectRequest(image, threshold, classes))
+    """Detections for one image through the shared batcher."""
+    await app[REGISTRY].get(Detector.name, Detector)  # loads on first use
+    return await app[BATCHERS].detector.submit(DetectRequest(image, threshold, classes))
 
 
 async def _answer(
@@ -133,9 +126,9 @@ async def detect_batch(request: web.Request) -> web.Response:
 
     decoded = await asyncio.gather(*(decode(raw) for raw in images))
     good = {i: image for i, image in enumerate(decoded) if isinstance(image, Image.Image)}
-    await request.app[REGISTRY].get("detector", Detector)  # loads on first use
+    await request.app[REGISTRY].get(Detector.name, Detector)  # loads on first use
     # One queue admission for the whole request: it is refused or served as a unit.
-    found = await request.app[DETECT_BATCHER].submit_many(
+    found = await request.app[BATCHERS].detector.submit_many(
         [DetectRequest(image, threshold, classes) for image in good.values()]
     )
     answers = await asyncio.gather(

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..errors import unprocessable
 from ..imaging import Box, RawImage, crop, decode_base64, decode_image, read_images, read_json
-from ..keys import CLIP_BATCHER, ENRICHER, REGISTRY, SETTINGS
+from ..keys import BATCHERS, ENRICHER, REGISTRY, SETTINGS
 from ..models.clip import Clip, ClipItem, Vector, ensemble, prompts, zero_shot
 
 routes = web.RouteTableDef()
@@ -52,9 +52,9 @@ async def embed_crops(
     if not boxes:
         return []
     crops = await asyncio.to_thread(lambda: [crop(image, box) for box in boxes])
-    async with app[REGISTRY].use("clip", Clip):
+    async with app[REGISTRY].use(Clip.name, Clip):
         # One queue admission for all crops of the image: served or refused as a unit.
-        return await app[CLIP_BATCHER].submit_many([ClipItem(image=c) for c in crops])
+        return await app[BATCHERS].clip.submit_many([ClipItem(image=c) for c in crops])
 
 
 @routes.post("/embed")
@@ -97,8 +97,8 @@ async def embed(request: web.Request) -> web.Response:
         )
     )
     started = time.perf_counter()
-    batcher = request.app[CLIP_BATCHER]
-    async with request.app[REGISTRY].use("clip", Clip) as clip:
+    batcher = request.app[BATCHERS].clip
+    async with request.app[REGISTRY].use(Clip.name, Clip) as clip:
         items = [ClipItem(image=i) for i in images] + [ClipItem(text=t) for t in texts]
         vectors = await asyncio.gather(*(batcher.submit(item) for item in items))
         label_matrix = None

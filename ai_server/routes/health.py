@@ -7,6 +7,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..keys import DEVICE, REGISTRY
+from ..models.detector import Detector
 from ..runtime.devices import cuda_memory_used_gb
 
 routes = web.RouteTableDef()
@@ -15,7 +16,7 @@ routes = web.RouteTableDef()
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     models = request.app[REGISTRY].status()
-    detector = models.get("detector", {})
+    detector = models.get(Detector.name, {})
     failed = sorted(name for name, entry in models.items() if entry["status"] == "error")
     if failed:
         status = "degraded"  # up and answering, but a model failed to load: see models.*.error

@@ -130,7 +130,7 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def _backend(request: web.Request) -> AbstractAsyncContextManager[LLMBackend]:
     """The LLM, loaded if needed and kept resident while the request uses it."""
-    return request.app[REGISTRY].use("llm", LLMBackend)  # type: ignore[type-abstract]
+    return request.app[REGISTRY].use(LLMBackend.name, LLMBackend)  # type: ignore[type-abstract]
 
 
 def _llm_failure(err: Exception, timeout: float) -> ApiError:

@@ -10,19 +10,15 @@ the next batch, so batches grow with load and stay at one item when idle.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    from ..config import Settings
-    from ..metrics import Metrics
-    from .devices import DeviceInfo
+from .tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -109,11 +105,8 @@ class DynamicBatcher(Generic[T, R]):
     async def close(self) -> None:
         """Stop the worker; waiting callers get BatcherClosedError."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         for entry in [*self._inflight, *self._queue]:
             if not entry.future.done():
                 entry.future.set_exception(BatcherClosedError(f"{self.name} is shutting down"))
@@ -227,29 +220,3 @@ class DynamicBatcher(Generic[T, R]):
             self.batches_run += 1
             if self._observer is not None:
                 self._observer(BatchStats(len(batch), seconds, self._queued))
-
-
-def model_batcher(
-    name: str,
-    run: Callable[[list[T]], Sequence[R]],
-    settings: Settings,
-    device: DeviceInfo,
-    metrics: Metrics,
-    *,
-    cpu_batch: int,
-) -> DynamicBatcher[T, R]:
-    """The batcher of one model, sized for its device and reporting to the app's metrics."""
-
-    def observe(stats: BatchStats) -> None:
-        metrics.batch_size.labels(name).observe(stats.size)
-        metrics.inference_latency.labels(name).observe(stats.seconds)
-        metrics.queue_depth.labels(name).set(stats.queue_depth)
-
-    return DynamicBatcher(
-        name,
-        run,
-        max_batch_size=settings.batch_size(cuda=device.is_cuda, cpu_default=cpu_batch),
-        max_wait_ms=settings.batch_max_wait_ms,
-        max_queue=settings.queue_max,
-        observer=observe,
-    )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from ..models.base import Model, ModelLoadError
+from .tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -274,11 +275,8 @@ class ModelRegistry:
                         await self._unload_locked(slot, f"idle for {idle:.0f} s")
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
-            self._reaper = None
+        reaper, self._reaper = self._reaper, None
+        await cancel_and_wait(reaper)
         for name in self.names:
             await self.unload(name)
 

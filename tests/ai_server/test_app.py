@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from .conftest import MakeClient, image_bytes
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from PIL import Image
+
+from ai_server.analysis.event import parse_metadata
+from ai_server.analysis.pipeline import Pipeline
+from ai_server.app import create_app
+from ai_server.config import Settings
+from ai_server.keys import ANALYZE_PIPELINE, BATCHERS, PRELOAD_TASK, REGISTRY
+from ai_server.models.clip import Clip
+from ai_server.models.detector import Detector
+from ai_server.models.llm import LLMBackend
+from ai_server.models.vlm import Florence
+from ai_server.runtime.registry import ModelRegistry, ModelSpec
+
+from .conftest import MakeClient, MakeSettings, image_bytes
 from .spec import assert_schema
 
 JPEG = {"Content-Type": "image/jpeg"}
@@ -43,11 +63,9 @@ async def test_api_key_guards_every_endpoint_but_health(
 
 
 async def test_batch_sizes_are_per_model_on_cpu(client) -> None:
-    from ai_server.keys import CLIP_BATCHER, DETECT_BATCHER, FLORENCE_BATCHER
-
-    app = client.server.app
-    sizes = [app[key].max_batch_size for key in (DETECT_BATCHER, CLIP_BATCHER, FLORENCE_BATCHER)]
-    assert sizes == [1, 8, 1]
+    batchers = client.server.app[BATCHERS]
+    sizes = {batcher.name: batcher.max_batch_size for batcher in batchers}
+    assert sizes == {Detector.name: 1, Clip.name: 8, Florence.name: 1}
 
 
 async def test_no_key_configured_means_open(client) -> None:
@@ -160,3 +178,70 @@ async def test_apps_do_not_share_state(make_client: MakeClient) -> None:
     await first.post("/detect", data=image_bytes(), headers=JPEG)
     text = await (await second.get("/metrics")).text()
     assert 'endpoint="/detect"' not in text
+
+
+def test_model_names_are_the_model_classes_names(make_settings: MakeSettings) -> None:
+    app = create_app(make_settings())
+    names = [Detector.name, Clip.name, Florence.name, LLMBackend.name]
+    assert app[REGISTRY].names == names
+    assert set(Settings().preload) <= set(names)  # config.py stays free of torch: checked here
+
+
+async def test_the_pipeline_is_complete_when_the_app_is_made(make_settings: MakeSettings) -> None:
+    """Every stage is given to the Pipeline when it is made, on the app's own batchers."""
+    stages = inspect.signature(Pipeline).parameters
+    for stage in ("detect", "enrich", "describe"):
+        assert stages[stage].default is inspect.Parameter.empty, stage
+    app = create_app(make_settings(preload=()))
+    batchers, registry = app[BATCHERS], app[REGISTRY]
+    metadata = parse_metadata({"options": {"llm": False}}, 1)
+    try:  # straight from the factory: no startup, nothing patched in between
+        analysis = await app[ANALYZE_PIPELINE].analyze([Image.new("RGB", (96, 64))], metadata)
+    finally:
+        await batchers.close()
+        await registry.close()
+    for model in (Detector.name, "enrich", Florence.name):
+        assert analysis.models[model]["status"] == "used", analysis.models[model]
+    assert batchers.detector.batches_run and batchers.florence.batches_run
+
+
+class SlowModel:
+    """Takes `seconds` to load (in the registry's load thread)."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        self.name, self.seconds = name, seconds
+
+    def load(self) -> None:
+        time.sleep(self.seconds)
+
+    def warmup(self) -> None:
+        pass
+
+    def unload(self) -> None:
+        pass
+
+    def info(self) -> dict[str, Any]:
+        return {"device": "cpu"}
+
+
+async def test_shutdown_cancels_and_awaits_every_task(
+    make_settings: MakeSettings,
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+) -> None:
+    """Batcher workers, the idle reaper and a preload still loading all end with the app."""
+    registry = ModelRegistry(
+        [ModelSpec(Detector.name, lambda: SlowModel(Detector.name, 0.5))], idle_timeout_s=60
+    )
+    before = asyncio.all_tasks()
+    client = await aiohttp_client(
+        create_app(make_settings(preload=(Detector.name,)), registry=registry)
+    )
+    app = client.server.app
+    await asyncio.sleep(0.05)  # the preload is loading the detector now
+    started = {task.get_name(): task for task in asyncio.all_tasks() - before}
+    names = {"preload-models", "registry-idle"} | {f"batcher-{b.name}" for b in app[BATCHERS]}
+    assert names <= set(started), sorted(started)
+    assert not app[PRELOAD_TASK].done()
+    await client.close()
+    assert app[PRELOAD_TASK].cancelled()
+    assert [name for name, task in started.items() if not task.done()] == []

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import FormData
 from PIL import Image
 
-from ai_server.keys import DETECT_BATCHER, REGISTRY
+from ai_server.keys import BATCHERS, REGISTRY
 from ai_server.models.detector import Detector, DetectRequest
 
 from .conftest import MakeClient, image_bytes
@@ -234,7 +234,7 @@ async def test_concurrent_requests_are_batched_and_each_caller_gets_its_own(
     images = [
         image_bytes(w, h, color=(30 * i, 100, 200 - 20 * i)) for i, (w, h) in enumerate(sizes)
     ]
-    batches_before = app[DETECT_BATCHER].batches_run
+    batches_before = app[BATCHERS].detector.batches_run
 
     responses = await asyncio.gather(
         *(
@@ -243,7 +243,7 @@ async def test_concurrent_requests_are_batched_and_each_caller_gets_its_own(
         )
     )
     bodies = [await r.json() for r in responses]
-    model_calls = app[DETECT_BATCHER].batches_run - batches_before
+    model_calls = app[BATCHERS].detector.batches_run - batches_before
     assert model_calls < len(images)
 
     for (w, h), data, body in zip(sizes, images, bodies, strict=True):
@@ -273,10 +273,10 @@ async def test_full_queue_answers_503_with_retry_after(make_client: MakeClient) 
     headers = {"Content-Type": "image/jpeg"}
     try:
         running = asyncio.ensure_future(client.post("/detect", data=image_bytes(), headers=headers))
-        while app[DETECT_BATCHER].queue_depth or not app[DETECT_BATCHER]._inflight:
+        while app[BATCHERS].detector.queue_depth or not app[BATCHERS].detector._inflight:
             await asyncio.sleep(0.01)  # first request is inside the model
         queued = asyncio.ensure_future(client.post("/detect", data=image_bytes(), headers=headers))
-        while app[DETECT_BATCHER].queue_depth < 1:
+        while app[BATCHERS].detector.queue_depth < 1:
             await asyncio.sleep(0.01)
         refused = await client.post("/detect", data=image_bytes(), headers=headers)
         assert refused.status == 503

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
 from ai_server.config import ConfigError
+from ai_server.imaging import Box
 from ai_server.models.enrich import (
+    Enricher,
+    EnrichObject,
+    ReferenceDimError,
     cosine,
     load_labels,
     measure_quality,
     normalise_plate,
     parse_reference,
 )
+from ai_server.runtime.batcher import DynamicBatcher
+from ai_server.runtime.registry import ModelRegistry
 
 from .conftest import MakeClient, image_bytes
 from .spec import assert_schema
@@ -295,3 +303,30 @@ async def test_analyze_uses_the_zoo(make_client: MakeClient) -> None:
     by_class = {o["class"]: o["attributes"] for o in body["objects"]}
     assert {"clothing", "carrying", "face_visible"} <= set(by_class["person"])
     assert {"vehicle_type", "vehicle_color", "plate"} <= set(by_class["car"])
+
+
+# --- tasks --------------------------------------------------------------------------------
+
+
+async def test_a_failing_part_leaves_no_other_part_running(monkeypatch) -> None:
+    """CLIP's part fails while plate OCR still runs: OCR is cancelled and awaited, not left."""
+
+    def idle(name: str) -> DynamicBatcher[Any, Any]:
+        return DynamicBatcher(name, list, max_batch_size=1, max_wait_ms=0, max_queue=1)
+
+    enricher = Enricher(ModelRegistry([]), idle("clip"), idle("florence"), load_labels())
+    plate_tasks: list[asyncio.Task[Any]] = []
+
+    async def clip_part(*_: Any) -> None:
+        await asyncio.sleep(0)
+        raise ReferenceDimError(3, DIM)
+
+    async def plates(*_: Any) -> None:
+        plate_tasks.append(asyncio.current_task())  # type: ignore[arg-type]
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(enricher, "_clip_part", clip_part)
+    monkeypatch.setattr(enricher, "_plates", plates)
+    with pytest.raises(ReferenceDimError):
+        await enricher.enrich(Image.new("RGB", (96, 64)), [EnrichObject("car", Box(0, 0, 80, 60))])
+    assert plate_tasks and plate_tasks[0].cancelled()

@@ -1,0 +1,62 @@
+"""The detect, enrich and describe stages of /analyze, made from the models the endpoints share.
+
+`create_app` hands them to the `Pipeline` when it makes it, so /analyze's frames, crops and
+captions join the same detector, CLIP and Florence-2 batches as the other endpoints' requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image
+
+from ..batchers import DetectBatcher
+from ..config import Settings
+from ..imaging import Box
+from ..models.detector import Detection, Detector, DetectRequest
+from ..models.enrich import Enricher, EnrichObject, FlorenceBatcher
+from ..models.vlm import DescribeRequest, Florence
+from ..runtime.registry import ModelRegistry
+from .event import EventObject
+from .pipeline import DescribeFn, DetectFn, EnrichFn
+
+
+def detect_stage(registry: ModelRegistry, batcher: DetectBatcher, settings: Settings) -> DetectFn:
+    """Detections on one frame with the server's threshold and classes, through the batcher."""
+    threshold = settings.confidence
+    classes = None if settings.classes is None else frozenset(settings.classes)
+
+    async def detect(image: Image.Image) -> list[Detection]:
+        await registry.get(Detector.name, Detector)  # loads on first use
+        return await batcher.submit(DetectRequest(image, threshold, classes))
+
+    return detect
+
+
+def enrich_stage(enricher: Enricher) -> EnrichFn:
+    """The zoo in the shape the pipeline calls: (frame, objects) -> (attributes, quality)."""
+
+    async def enrich(
+        image: Image.Image, objects: Sequence[EventObject]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        items = [
+            EnrichObject(
+                o.label, Box(o.bbox.x, o.bbox.y, o.bbox.width, o.bbox.height), o.confidence
+            )
+            for o in objects
+        ]
+        result = await enricher.enrich(image, items)
+        return [entry["attributes"] for entry in result.objects], result.image
+
+    return enrich
+
+
+def describe_stage(registry: ModelRegistry, batcher: FlorenceBatcher) -> DescribeFn:
+    """The key frame's caption, batched with /describe's requests."""
+
+    async def describe(image: Image.Image) -> str:
+        async with registry.use(Florence.name, Florence):
+            return str(await batcher.submit(DescribeRequest(image, "caption")))
+
+    return describe
