@@ -101,17 +101,15 @@ class Analyzer:
             try:
                 async with self._semaphore:
                     result = await self.client.detect(image, confidence=confidence, embed=True)
-            except HsiResponseError as err:
-                if not err.transient or attempt + 1 == const.DETECT_ATTEMPTS:
-                    self.server_failed(err)
-                    raise
-                await asyncio.sleep(min(err.retry_after or 1.0, const.MAX_RETRY_AFTER))
             except HsiError as err:
+                last = attempt + 1 == const.DETECT_ATTEMPTS
+                if isinstance(err, HsiResponseError) and err.transient and not last:
+                    await asyncio.sleep(min(err.retry_after or 1.0, const.MAX_RETRY_AFTER))
+                    continue
                 self.server_failed(err)
                 raise
-            else:
-                self._server_ok()
-                return result
+            self._server_ok()
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     def frame(self, image: bytes, result: DetectResult, settings: CameraSettings) -> Frame:

@@ -70,6 +70,30 @@ async def test_analyze_unconfigured_camera(
     assert caught.value.translation_key == "not_a_camera"
 
 
+async def test_analyze_unconfigured_camera_records_a_new_event(
+    hass: HomeAssistant,
+    demo_camera: str,
+    fake_server: FakeServer,
+    security_events: list[Event],
+) -> None:
+    """A camera no watcher watches is analysed once and recorded; no watcher is built for it."""
+    entry = await setup_integration(hass, make_entry(fake_server.url, subentries=[]))
+    fake_server.default_detections = [detection("person", 0.8)]
+    result = await action(hass, "analyze", {"entity_id": demo_camera})
+    assert result["camera_id"] == demo_camera
+    assert result["camera_entity"] == demo_camera
+    assert result["risk_score"] == 72  # the server's analysis
+    (event,) = security_events
+    assert event.data["event_id"] == result["event_id"]
+    assert event.data["update"] is False
+    assert entry.runtime_data.watchers == {}
+    assert result["event_id"] in entry.runtime_data.history.events
+    fake_server.down = True
+    with pytest.raises(HomeAssistantError) as caught:
+        await action(hass, "analyze", {"entity_id": demo_camera})
+    assert caught.value.translation_key == "server_error"
+
+
 async def test_analyze_server_down(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
 ) -> None:

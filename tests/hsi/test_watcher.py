@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from freezegun.api import FrozenDateTimeFactory
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_mock_service,
@@ -261,6 +262,25 @@ async def test_server_down_mid_event(
     assert hass.states.get(RISK).state == str(event.data["risk_score"])
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     assert hass.states.get("binary_sensor.hsi_ai_server_127_0_0_1_connectivity").state == STATE_ON
+
+
+async def test_refused_key_starts_reauth(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A key the server no longer accepts starts reauthentication; the failure is logged once."""
+    fake_server.default_detections = [detection("person", 0.7)]
+    fake_server.api_key = "rotated"
+    await motion(hass)
+    await motion(hass)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == ["reauth"]
+    assert caplog.text.count("failed: unauthorized") == 1
+    fake_server.api_key = None
+    await motion(hass)
+    assert "answers again" in caplog.text
 
 
 async def test_cooldown_and_reidentification(
