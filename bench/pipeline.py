@@ -28,6 +28,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -76,15 +77,20 @@ def _jpeg() -> bytes:
     return out.getvalue()
 
 
+# The camera whose work runs in the current task: the watcher's tasks inherit it, so the time
+# spent in the shared analyser's server calls is charged to the right camera.
+CAMERA: ContextVar[str] = ContextVar("camera")
+
+
 def _timed(
-    target: Callable[..., Awaitable[Any]], spent: list[float]
+    target: Callable[..., Awaitable[Any]], spent: dict[str, list[float]]
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return await target(*args, **kwargs)
         finally:
-            spent.append(time.perf_counter() - start)
+            spent[CAMERA.get()].append(time.perf_counter() - start)
 
     return wrapper
 
@@ -142,17 +148,15 @@ async def run_count(hass: Any, url: str, cameras: int, rounds: int) -> list[floa
         subentries_data=subentries,
     )
     entry.add_to_hass(hass)
-    with patch("custom_components.hsi.pipeline.camera.async_get_image", fake_image):
+    with patch("custom_components.hsi.watcher.camera.async_get_image", fake_image):
         ok = await hass.config_entries.async_setup(entry.entry_id)
         assert ok, (entry.state, entry.reason)
         await hass.async_block_till_done()
-        pipelines = list(entry.runtime_data.pipelines.values())
-        spent: dict[str, list[float]] = {}
-        for pipeline in pipelines:
-            calls: list[float] = []
-            spent[pipeline.settings.camera_id] = calls
-            pipeline._async_detect = _timed(pipeline._async_detect, calls)
-            pipeline._async_call_analyze = _timed(pipeline._async_call_analyze, calls)
+        watchers = list(entry.runtime_data.watchers.values())
+        spent: dict[str, list[float]] = {w.settings.camera_id: [] for w in watchers}
+        analyzer = entry.runtime_data.analyzer
+        analyzer.detect = _timed(analyzer.detect, spent)
+        analyzer._call_analyze = _timed(analyzer._call_analyze, spent)
         for _ in range(rounds):
             done: dict[str, float] = {}
             waiter = asyncio.get_running_loop().create_future()
@@ -166,20 +170,23 @@ async def run_count(hass: Any, url: str, cameras: int, rounds: int) -> list[floa
             for calls in spent.values():
                 calls.clear()
             started = {}
-            for pipeline in pipelines:
-                started[pipeline.settings.camera_id] = time.perf_counter()
-                pipeline.async_trigger("bench")
+            for watcher in watchers:
+                started[watcher.settings.camera_id] = time.perf_counter()
+                token = CAMERA.set(watcher.settings.camera_id)
+                watcher.async_trigger("bench")
+                CAMERA.reset(token)
             burst_done: dict[str, float] = {}
             closed: dict[str, float] = {}
 
-            async def close_after_burst(pipeline: Any, burst_done: dict[str, float] = burst_done,
+            async def close_after_burst(watcher: Any, burst_done: dict[str, float] = burst_done,
                                         closed: dict[str, float] = closed) -> None:  # fmt: skip
-                await pipeline._burst_task
-                burst_done[pipeline.settings.camera_id] = time.perf_counter()
-                closed[pipeline.settings.camera_id] = time.perf_counter()
-                pipeline._close_batch()
+                CAMERA.set(watcher.settings.camera_id)  # this task's own context
+                await watcher._burst_task
+                burst_done[watcher.settings.camera_id] = time.perf_counter()
+                closed[watcher.settings.camera_id] = time.perf_counter()
+                watcher._on_batch_timer(None)  # close the batch now, as the idle timer would
 
-            await asyncio.gather(*(close_after_burst(p) for p in pipelines))
+            await asyncio.gather(*(close_after_burst(w) for w in watchers))
             try:
                 await asyncio.wait_for(waiter, 120)
             except TimeoutError:  # report what came; say how many events never did
