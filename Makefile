@@ -1,5 +1,5 @@
 # Home Security Intelligence: one entry point for setting up, testing and running everything.
-# `make test` and `make demo` create both virtual environments from scratch when missing.
+# `make test` and `make demo` create the virtual environments they need from scratch when missing.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -7,11 +7,15 @@ PY311 ?= $(shell scripts/find-python 3.11)
 PY313 ?= $(shell scripts/find-python 3.13)
 VENV_SERVER := .venv/server
 VENV_HA := .venv/ha
+# The newest Home Assistant that installs on Python 3.13.0: tests/hsi runs on both.
+VENV_HA_2026 := .venv/ha-2026
 SERVER_PY := $(CURDIR)/$(VENV_SERVER)/bin/python
 HA_PY := $(CURDIR)/$(VENV_HA)/bin/python
+HA_2026_PY := $(CURDIR)/$(VENV_HA_2026)/bin/python
 SERVER_STAMP := $(VENV_SERVER)/.installed
 HA_STAMP := $(VENV_HA)/.installed
 HA_DEMO_STAMP := $(VENV_HA)/.demo-installed
+HA_2026_STAMP := $(VENV_HA_2026)/.installed
 # llama-cpp-python builds from source: portable AVX2 binary, both cores (cached as a wheel).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
@@ -19,10 +23,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
 HA_PORT ?= 8123
 
-.PHONY: help venv venv-server venv-ha venv-ha-demo test test-server test-ha test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean
+.PHONY: help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-server test-ha test-ha-2026 test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean
 
 help:
-	@echo "make test    create both venvs if missing, lint, run every test suite"
+	@echo "make test    create the venvs if missing, lint, run every test suite (tests/hsi on HA 2025.4 and 2026.2)"
 	@echo "make demo    the AI server (tiny profile, port $(PORT)) + Home Assistant on http://127.0.0.1:$(HA_PORT)"
 	@echo "             (demo camera analysed by HSI; login demo / demo-password); Ctrl-C stops both"
 	@echo "make demo-check  the same, set up from scratch, one analysis, exit 0 (what the e2e test runs)"
@@ -30,9 +34,10 @@ help:
 	@echo "make lint    ruff + mypy"
 	@echo "make docs    regenerate the README settings table from the code"
 
-venv: venv-server venv-ha
+venv: venv-server venv-ha venv-ha-2026
 venv-server: $(SERVER_STAMP)
 venv-ha: $(HA_STAMP)
+venv-ha-2026: $(HA_2026_STAMP)
 venv-ha-demo: $(HA_DEMO_STAMP)
 
 $(SERVER_STAMP): pyproject.toml constraints/server.txt client/pyproject.toml
@@ -49,6 +54,15 @@ $(HA_STAMP): requirements/ha-test.txt constraints/ha.txt client/pyproject.toml
 	$(VENV_HA)/bin/pip install -q -c constraints/ha.txt -r requirements/ha-test.txt -e ./client
 	touch $@
 
+# HA 2026.2.3 declares Python >= 3.13.2; it runs on 3.13.0 (measured), hence --ignore-requires-python.
+$(HA_2026_STAMP): requirements/ha-2026-test.txt constraints/ha-2026.txt client/pyproject.toml
+	@test -n "$(PY313)" || { echo "python3.13 not found (needed by Home Assistant)"; exit 1; }
+	test -x $(VENV_HA_2026)/bin/python || $(PY313) -m venv $(VENV_HA_2026)
+	$(VENV_HA_2026)/bin/pip install -q --upgrade pip
+	$(VENV_HA_2026)/bin/pip install -q --ignore-requires-python -c constraints/ha-2026.txt \
+		-r requirements/ha-2026-test.txt -e ./client
+	touch $@
+
 # Only the demo and its e2e test need HA's frontend package (HA will not start without it).
 $(HA_DEMO_STAMP): $(HA_STAMP) requirements/ha-demo.txt
 	$(VENV_HA)/bin/pip install -q -c constraints/ha.txt -r requirements/ha-demo.txt
@@ -62,14 +76,20 @@ lint: $(SERVER_STAMP)
 test-server: $(SERVER_STAMP)
 	$(SERVER_PY) -m pytest -q tests/ai_server
 
+# tests/hsi on the oldest supported Home Assistant (2025.4.4, hacs.json's minimum) ...
 test-ha: $(HA_STAMP) $(SERVER_STAMP)
 	@if [ -d tests/hsi ]; then HSI_SERVER_PYTHON=$(SERVER_PY) $(HA_PY) -m pytest -q -c tests/hsi/pytest.ini tests/hsi; \
+	else echo "no integration tests yet"; fi
+
+# ... and on the newest that installs here (2026.2.3).
+test-ha-2026: $(HA_2026_STAMP) $(SERVER_STAMP)
+	@if [ -d tests/hsi ]; then HSI_SERVER_PYTHON=$(SERVER_PY) $(HA_2026_PY) -m pytest -q -c tests/hsi/pytest.ini tests/hsi; \
 	else echo "no integration tests yet"; fi
 
 test-e2e: $(SERVER_STAMP) $(HA_DEMO_STAMP)
 	HSI_HA_PYTHON=$(HA_PY) $(SERVER_PY) -m pytest -q tests/e2e
 
-test: lint test-server test-ha test-e2e
+test: lint test-server test-ha test-ha-2026 test-e2e
 
 demo: $(SERVER_STAMP) $(HA_DEMO_STAMP)
 	$(SERVER_PY) scripts/demo.py --server-port $(PORT) --ha-port $(HA_PORT) --ha-python $(HA_PY)
