@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from hsi_client import DETECTOR_DEFAULT_CLASSES
+
 ADDON_OPTIONS_PATH = Path("/data/options.json")
 PROFILES = ("default", "tiny")
-# Security-relevant COCO classes reported by default; "all" disables the filter.
-DEFAULT_CLASSES = ("person", "car", "truck", "bus", "motorcycle", "bicycle", "dog", "cat", "bird")
 GPU_BATCH = 16
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -43,7 +43,7 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     detector_path: str | None = None
     confidence: float = 0.5
-    classes: tuple[str, ...] | None = DEFAULT_CLASSES
+    classes: tuple[str, ...] | None = DETECTOR_DEFAULT_CLASSES
     batch_max_size: int | None = None  # None: auto, see batch_size()
     batch_max_wait_ms: float = 2.0
     queue_max: int = 64

@@ -28,12 +28,13 @@ from typing import Any
 
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
+from hsi_client import AnalyzedObject
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ai_server.analysis import risk
-from ai_server.analysis.event import EventObject, parse_metadata
+from ai_server.analysis.event import parse_metadata
 from ai_server.analysis.prompts import EventFacts, build_prompt
 from ai_server.app import create_app
 from ai_server.config import load_settings
@@ -77,7 +78,7 @@ def _event(index: int) -> EventFacts:
         frames,
     )
     objects = [
-        EventObject(
+        AnalyzedObject(
             _LABELS[(index + k) % len(_LABELS)], 0.6 + 0.05 * k, k % frames, Box(0, 0, 9, 9)
         )
         for k in range(1 + index % 4)

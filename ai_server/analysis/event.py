@@ -27,9 +27,6 @@ from hsi_client import (
 
 from ..errors import unprocessable
 
-# The objects of an event as the pipeline passes them on (the contract's type).
-EventObject = AnalyzedObject
-
 
 def parse_metadata(data: Any, frames: int) -> EventMetadata:
     """Validate `metadata` for an event of `frames` images (422 naming the field otherwise)."""

@@ -18,9 +18,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Final
 
+from hsi_client import (
+    AnalysisResult,
+    AnalyzedObject,
+    EventMetadata,
+    RiskAssessment,
+    key_frame,
+    rules,
+)
 from PIL import Image
 
 from ..models.detector import Detection, Detector
@@ -28,8 +36,7 @@ from ..models.llm import GenerationRequest, LLMBackend, LLMError
 from ..models.vlm import Florence
 from ..runtime.batcher import QueueFullError
 from ..runtime.registry import ModelRegistry, ModelUnavailableError
-from . import risk, rules
-from .event import EventMetadata, EventObject
+from . import risk
 from .prompts import EventFacts, build_prompt
 
 _LOGGER = logging.getLogger(__name__)
@@ -42,27 +49,9 @@ RISK_TEMPERATURE = 0.1
 # One frame and its objects -> attributes per object (same order) and the frame's quality
 # (`{blur, brightness, dark, blurry, scene_change?}`): the /enrich contract, from issue 3's zoo.
 EnrichFn = Callable[
-    [Image.Image, Sequence[EventObject]], Awaitable[tuple[list[dict[str, Any]], dict[str, Any]]]
+    [Image.Image, Sequence[AnalyzedObject]], Awaitable[tuple[list[dict[str, Any]], dict[str, Any]]]
 ]
 DescribeFn = Callable[[Image.Image], Awaitable[str]]
-
-
-@dataclass
-class Analysis:
-    objects: list[EventObject]
-    description: str | None
-    assessment: risk.RiskAssessment
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "objects": [obj.as_dict() for obj in self.objects],
-            "description": self.description,
-            "risk": self.assessment.as_dict(),
-            "timings_ms": self.timings_ms,
-            "models": self.models,
-        }
 
 
 class Pipeline:
@@ -84,7 +73,9 @@ class Pipeline:
         self.describe: Final = describe
         self.llm_timeout: Final = llm_timeout
 
-    async def analyze(self, images: Sequence[Image.Image], metadata: EventMetadata) -> Analysis:
+    async def analyze(
+        self, images: Sequence[Image.Image], metadata: EventMetadata
+    ) -> AnalysisResult:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         models: dict[str, dict[str, Any]] = {}
@@ -123,21 +114,21 @@ class Pipeline:
         assessment, models[LLMBackend.name] = await self._risk(facts)
         timings["risk"] = _ms(stage)
         timings["total"] = _ms(started)
-        return Analysis(objects, description, assessment, timings, models)
+        return AnalysisResult(objects, description, assessment, timings, models)
 
     # --- stages ------------------------------------------------------------------------------
 
-    async def _detect(self, images: Sequence[Image.Image]) -> list[EventObject]:
+    async def _detect(self, images: Sequence[Image.Image]) -> list[AnalyzedObject]:
         found = await asyncio.gather(*(self.detect(image) for image in images))
         return [
-            EventObject(d.label, d.confidence, index, d.box)
+            AnalyzedObject(d.label, d.confidence, index, d.box)
             for index, detections in enumerate(found)
             for d in detections
         ]
 
     async def _enrich(
-        self, images: Sequence[Image.Image], objects: list[EventObject]
-    ) -> tuple[list[EventObject], list[dict[str, Any]], dict[str, Any]]:
+        self, images: Sequence[Image.Image], objects: list[AnalyzedObject]
+    ) -> tuple[list[AnalyzedObject], list[dict[str, Any]], dict[str, Any]]:
         enrich = self.enrich
         by_frame = [[obj for obj in objects if obj.frame == i] for i in range(len(images))]
         try:
@@ -166,10 +157,10 @@ class Pipeline:
             return None, {"status": "error", "reason": f"{type(err).__name__}: {err}"}
         return text or None, {"status": "used"}
 
-    async def _risk(self, facts: EventFacts) -> tuple[risk.RiskAssessment, dict[str, Any]]:
+    async def _risk(self, facts: EventFacts) -> tuple[RiskAssessment, dict[str, Any]]:
         quality = rules.quality_of(facts.image_quality)
 
-        def fallback(status: str, reason: str) -> tuple[risk.RiskAssessment, dict[str, Any]]:
+        def fallback(status: str, reason: str) -> tuple[RiskAssessment, dict[str, Any]]:
             return rules.score(facts.objects, facts.metadata, quality), {
                 "status": status,
                 "reason": reason,
@@ -190,8 +181,8 @@ class Pipeline:
         self,
         facts: EventFacts,
         backend: LLMBackend,
-        fallback: Callable[[str, str], tuple[risk.RiskAssessment, dict[str, Any]]],
-    ) -> tuple[risk.RiskAssessment, dict[str, Any]]:
+        fallback: Callable[[str, str], tuple[RiskAssessment, dict[str, Any]]],
+    ) -> tuple[RiskAssessment, dict[str, Any]]:
         prompt = build_prompt(
             facts,
             count_tokens=backend.count_tokens,
@@ -227,17 +218,6 @@ class Pipeline:
             result, status = fallback("invalid_output", f"LLM answer unusable: {err}")
             return result, {**report, **status}
         return assessment, {"status": "used", **report}
-
-
-def key_frame(objects: Sequence[EventObject], frames: int) -> int:
-    """The frame that shows most: most objects, then the most confident; else the middle one."""
-    if not objects:
-        return frames // 2
-    score: dict[int, tuple[int, float]] = {}
-    for obj in objects:
-        count, best = score.get(obj.frame, (0, 0.0))
-        score[obj.frame] = (count + 1, max(best, obj.confidence))
-    return max(sorted(score), key=lambda frame: score[frame])
 
 
 def _ms(since: float) -> float:

@@ -21,9 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hsi_client import AnalyzedObject, EventMetadata
 from hsi_client.risk import describe_levels, level_ranges
-
-from .event import EventMetadata, EventObject
 
 # Score ranges of the levels as the rubric writes them ("0-29"), from the contract.
 _RANGE = {level: f"{lo}-{hi}" for level, (lo, hi) in level_ranges().items()}
@@ -73,7 +72,7 @@ class EventFacts:
     """Everything the prompt can say about one event."""
 
     metadata: EventMetadata
-    objects: Sequence[EventObject]
+    objects: Sequence[AnalyzedObject]
     frames: int
     captions: Mapping[int, str] = field(default_factory=dict)
     image_quality: Sequence[Mapping[str, Any]] = ()
@@ -158,7 +157,7 @@ def _tier_event(facts: EventFacts) -> list[str]:
     if not facts.objects:
         lines.append("- detections: nothing detected")
         return lines
-    per_class: dict[str, list[EventObject]] = {}
+    per_class: dict[str, list[AnalyzedObject]] = {}
     for obj in facts.objects:
         per_class.setdefault(obj.label, []).append(obj)
     peak = Counter[str]()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hsi_client import AnalyzedObject
 from PIL import Image
 
 from ..batchers import DetectBatcher
@@ -18,7 +19,6 @@ from ..models.detector import Detection, Detector, DetectRequest
 from ..models.enrich import Enricher, EnrichObject, FlorenceBatcher
 from ..models.vlm import DescribeRequest, Florence
 from ..runtime.registry import ModelRegistry
-from .event import EventObject
 from .pipeline import DescribeFn, DetectFn, EnrichFn
 
 
@@ -38,7 +38,7 @@ def enrich_stage(enricher: Enricher) -> EnrichFn:
     """The zoo in the shape the pipeline calls: (frame, objects) -> (attributes, quality)."""
 
     async def enrich(
-        image: Image.Image, objects: Sequence[EventObject]
+        image: Image.Image, objects: Sequence[AnalyzedObject]
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         items = [
             EnrichObject(

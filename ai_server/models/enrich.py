@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import yaml
+from hsi_client.taxonomy import PLATE_CLASSES
 from PIL import Image
 
 from ..config import ConfigError
@@ -64,7 +65,7 @@ class AttributeSet:
 
 @dataclass(frozen=True)
 class PlateRules:
-    classes: frozenset[str] = frozenset({"car", "truck", "bus", "motorcycle"})
+    classes: frozenset[str] = PLATE_CLASSES
     min_width: int = 40
     min_length: int = 4
     max_length: int = 10
@@ -152,7 +153,7 @@ def _parse_labels(data: Any) -> Labels:
         plates=PlateRules(
             classes=frozenset(
                 c.lower()
-                for c in _strings(plates.get("classes", ["car", "truck", "bus"]), "plates.classes")
+                for c in _strings(plates.get("classes", sorted(PLATE_CLASSES)), "plates.classes")
             ),
             min_width=int(plates.get("min_width", 40)),
             min_length=int(plates.get("min_length", 4)),

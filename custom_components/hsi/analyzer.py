@@ -265,7 +265,7 @@ class Analyzer:
 
     async def analyze(self, batch: Batch, settings: CameraSettings) -> Outcome:
         """A closed batch as one event: the server's analysis, or the rules when it fails."""
-        frames = batch.key_frames(const.MAX_KEY_FRAMES)
+        frames = batch.frames_to_analyze(const.MAX_KEY_FRAMES)
         result, failure = await self._call_analyze(
             frames, self.metadata(batch, frames, settings), settings.name
         )

@@ -54,7 +54,7 @@ class Batch:
         """Gallery entries of every object of the batch (matched or new)."""
         return set().union(*(f.gallery_ids for f in self.frames))
 
-    def key_frames(self, limit: int) -> list[Frame]:
+    def frames_to_analyze(self, limit: int) -> list[Frame]:
         """The frames that show most, in time order."""
         objects = [d.in_frame(i) for i, f in enumerate(self.frames) for d in f.relevant]
         return [self.frames[i] for i in key_frames(objects, len(self.frames), limit)]

@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import jsonschema
 import pytest
-from hsi_client import level_for
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hsi_client import level_for
 
 from ai_server.analysis import risk
 from ai_server.keys import BATCHERS, REGISTRY

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from hsi_client import DETECTOR_DEFAULT_CLASSES
 
-from ai_server.config import DEFAULT_CLASSES, ConfigError, load_settings
+from ai_server.config import ConfigError, load_settings
 
 
 def settings(tmp_path: Path, env=None, cli=None, options=None):
@@ -22,7 +23,7 @@ def settings(tmp_path: Path, env=None, cli=None, options=None):
 def test_defaults_follow_the_original_system(tmp_path: Path) -> None:
     s = settings(tmp_path)
     assert (s.host, s.port, s.confidence, s.api_key) == ("0.0.0.0", 8090, 0.5, None)
-    assert s.classes == DEFAULT_CLASSES
+    assert s.classes == DETECTOR_DEFAULT_CLASSES
     assert s.max_body_bytes == 10 * 1024 * 1024
     assert s.profile == "default" and s.device == "auto"
     assert not s.tls_enabled

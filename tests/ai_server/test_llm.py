@@ -10,9 +10,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hsi_client import level_for
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hsi_client import level_for
 
 from ai_server.analysis import risk
 from ai_server.models import tiny

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ai_server.analysis.event import EventObject, parse_metadata
+from hsi_client import AnalyzedObject
+
+from ai_server.analysis.event import parse_metadata
 from ai_server.analysis.prompts import SYSTEM_PROMPT, EventFacts, build_prompt
 from ai_server.imaging import Box
 
@@ -23,10 +25,10 @@ def _facts(**context: Any) -> EventFacts:
         2,
     )
     objects = [
-        EventObject(
+        AnalyzedObject(
             "person", 0.91, 0, Box(0, 0, 5, 5), {"clothing": "dark hoodie", "face_visible": False}
         ),
-        EventObject("car", 0.8, 1, Box(0, 0, 5, 5), {"plate": "AB123CD", "color": "red"}),
+        AnalyzedObject("car", 0.8, 1, Box(0, 0, 5, 5), {"plate": "AB123CD", "color": "red"}),
     ]
     return EventFacts(
         metadata, objects, 2, {0: "a person at a door"}, [{"blur": 12.5, "brightness": 0.1}]
@@ -46,7 +48,9 @@ def test_system_prompt_is_the_same_for_every_event() -> None:
 
 def test_every_tier_appears_in_order_when_it_fits() -> None:
     facts = _facts(
-        home_mode="away", zones="porch", known_matches=[{"class": "person", "name": "Ana", "enrolled": True}]
+        home_mode="away",
+        zones="porch",
+        known_matches=[{"class": "person", "name": "Ana", "enrolled": True}],
     )
     prompt = build_prompt(facts, count_tokens=_count, context_size=4096, answer_tokens=1000)
     assert all(state == "full" for state in prompt.tiers.values())

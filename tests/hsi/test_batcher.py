@@ -73,7 +73,7 @@ def test_frames_the_server_could_not_detect_only_join_an_open_batch() -> None:
     assert [o.label for o in objects] == ["person"]
 
 
-def test_key_frames_matches_and_gallery_ids() -> None:
+def test_frames_to_analyze_matches_and_gallery_ids() -> None:
     frames = [
         frame(0, ("person", 0.5)),
         frame(1, ("person", 0.9), ("dog", 0.4)),
@@ -86,8 +86,8 @@ def test_key_frames_matches_and_gallery_ids() -> None:
     frames[3].gallery_ids = {"b", "c"}
     batch = Batch("e1", "motion", START, frames)
     # Most objects first (ties to the most confident), returned in time order.
-    assert batch.key_frames(2) == [frames[1], frames[3]]
-    assert batch.key_frames(10) == frames
+    assert batch.frames_to_analyze(2) == [frames[1], frames[3]]
+    assert batch.frames_to_analyze(10) == frames
     assert [m.gallery_id for m in batch.matches] == ["a", "b"]
     assert batch.gallery_ids == {"a", "b", "c"}
     assert Batch("e2", "motion", START).gallery_ids == set()

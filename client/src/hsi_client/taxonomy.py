@@ -19,6 +19,8 @@ VEHICLE_CLASSES: Final = frozenset(
 ANIMAL_CLASSES: Final = frozenset(
     {"dog", "cat", "bird", "horse", "sheep", "cow", "bear", "elephant", "zebra", "giraffe"}
 )
+# Vehicles that carry a licence plate worth reading.
+PLATE_CLASSES: Final = frozenset({"car", "truck", "bus", "motorcycle"})
 # Objects that change how a person's presence reads (COCO classes the detector reports).
 WEAPON_LIKE_CLASSES: Final = frozenset({"knife", "baseball bat", "scissors"})
 
