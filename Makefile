@@ -23,7 +23,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
 HA_PORT ?= 8123
 
-.PHONY: help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-server test-ha test-ha-2026 test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean
+.PHONY: help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean
 
 help:
 	@echo "make test    create the venvs if missing, lint, run every test suite (tests/hsi on HA 2025.4 and 2026.2)"
@@ -71,7 +71,12 @@ $(HA_DEMO_STAMP): $(HA_STAMP) requirements/ha-demo.txt
 lint: $(SERVER_STAMP)
 	$(VENV_SERVER)/bin/ruff check .
 	$(VENV_SERVER)/bin/ruff format --check .
-	$(VENV_SERVER)/bin/mypy ai_server bench scripts/demo.py
+	$(VENV_SERVER)/bin/mypy ai_server bench scripts/demo.py scripts/check_versions.py
+	cd client && $(CURDIR)/$(VENV_SERVER)/bin/mypy
+
+# The client library's own suite (no Home Assistant, no torch).
+test-client: $(SERVER_STAMP)
+	cd client && $(SERVER_PY) -m pytest -q
 
 test-server: $(SERVER_STAMP)
 	$(SERVER_PY) -m pytest -q tests/ai_server
@@ -89,7 +94,7 @@ test-ha-2026: $(HA_2026_STAMP) $(SERVER_STAMP)
 test-e2e: $(SERVER_STAMP) $(HA_DEMO_STAMP)
 	HSI_HA_PYTHON=$(HA_PY) $(SERVER_PY) -m pytest -q tests/e2e
 
-test: lint test-server test-ha test-ha-2026 test-e2e
+test: lint test-client test-server test-ha test-ha-2026 test-e2e
 
 demo: $(SERVER_STAMP) $(HA_DEMO_STAMP)
 	$(SERVER_PY) scripts/demo.py --server-port $(PORT) --ha-port $(HA_PORT) --ha-python $(HA_PY)

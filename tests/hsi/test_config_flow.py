@@ -32,7 +32,7 @@ from custom_components.hsi.const import (
     DOMAIN,
     SUBENTRY_CAMERA,
 )
-from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER
+from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -162,11 +162,9 @@ async def test_reauth(hass: HomeAssistant, demo_camera: str, fake_server: FakeSe
 
 
 async def test_reconfigure(hass: HomeAssistant, fake_server: FakeServer) -> None:
-    """URL and key can change; errors are shown; another entry's URL is refused."""
+    """URL and key can change; errors are shown; the entry reloads on the new server."""
     entry = make_entry("http://old.local:8090", subentries=[])
     entry.add_to_hass(hass)
-    other = make_entry("http://other.local:8090", subentries=[])
-    other.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.flow.async_configure(
@@ -180,6 +178,8 @@ async def test_reconfigure(hass: HomeAssistant, fake_server: FakeServer) -> None
     assert result["reason"] == "reconfigure_successful"
     assert entry.unique_id == fake_server.url
     assert entry.data[CONF_VERIFY_SSL] is False
+    await hass.async_block_till_done()  # the reload the flow started ends inside the test
+    assert entry.state is ConfigEntryState.LOADED
 
 
 async def test_reconfigure_to_existing_url(hass: HomeAssistant, fake_server: FakeServer) -> None:
