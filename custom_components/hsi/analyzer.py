@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 from hsi_client import (
     AnalysisResult,
@@ -112,10 +113,13 @@ class Analyzer:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def frame(self, image: bytes, result: DetectResult, settings: CameraSettings) -> Frame:
+    @staticmethod
+    def frame(
+        image: bytes, captured_at: datetime, result: DetectResult, settings: CameraSettings
+    ) -> Frame:
         """A detected frame with the objects this camera watches for."""
         relevant = [d for d in result.detections if is_wanted(d.label, settings.classes)]
-        return Frame(image, dt_util.utcnow(), result, relevant)
+        return Frame(image, captured_at, result, relevant)
 
     def observe(self, frame: Frame, camera_id: str, event_id: str) -> None:
         """Re-identify the frame's relevant objects against the gallery."""
@@ -223,13 +227,9 @@ class Analyzer:
             )
         return self._event(batch, settings, objects, risk, preliminary=preliminary), best
 
-    async def _snapshot(self, frame: Frame, objects: list[AnalyzedObject]) -> bytes:
+    async def snapshot(self, frame: Frame, objects: list[AnalyzedObject]) -> bytes:
+        """The frame with the objects' boxes drawn on it (in the executor)."""
         return await self.hass.async_add_executor_job(annotate, frame.image, objects)
-
-    async def preliminary(self, batch: Batch, settings: CameraSettings) -> Outcome:
-        """The fast path's early event: rules on what is known so far."""
-        event, frame = self.rules_event(batch, settings, reason=None, preliminary=True)
-        return Outcome(event, await self._snapshot(frame, event.objects))
 
     async def _call_analyze(
         self, frames: list[Frame], metadata: EventMetadata, camera: str
@@ -271,7 +271,7 @@ class Analyzer:
         )
         if result is None:
             event, frame = self.rules_event(batch, settings, reason=failure)
-            return Outcome(event, await self._snapshot(frame, event.objects))
+            return Outcome(event, await self.snapshot(frame, event.objects))
         event = self._event(
             batch,
             settings,
@@ -283,7 +283,7 @@ class Analyzer:
         counts = [sum(1 for o in result.objects if o.frame == i) for i in range(len(frames))]
         best = max(range(len(frames)), key=lambda i: counts[i])
         objects = [o for o in result.objects if o.frame == best]
-        return Outcome(event, await self._snapshot(frames[best], objects))
+        return Outcome(event, await self.snapshot(frames[best], objects))
 
     async def analyze_picture(
         self, image: bytes, settings: CameraSettings, trigger: str
@@ -292,8 +292,9 @@ class Analyzer:
 
         Raises HsiError when the server cannot detect.
         """
+        captured_at = dt_util.utcnow()
         result = await self.detect(image, settings.confidence)
-        frame = self.frame(image, result, settings)
+        frame = self.frame(image, captured_at, result, settings)
         batch = Batch(ulid_now(), trigger, frame.captured_at, [frame])
         self.observe(frame, settings.camera_id, batch.event_id)
         return await self.analyze(batch, settings)

@@ -15,7 +15,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER, REPAIR_GRACE_PERIOD, SCAN_INTERVAL
-from .models import CameraSettings, SecurityEvent
+from .models import SecurityEvent
 
 ISSUE_UNREACHABLE = "server_unreachable"
 MAX_BACKOFF = timedelta(minutes=5)
@@ -122,8 +122,11 @@ class HsiCameraCoordinator(DataUpdateCoordinator[CameraState]):
 
     config_entry: ConfigEntry
 
-    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, settings: CameraSettings) -> None:
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, camera_name: str) -> None:
         """Start with the empty state."""
-        super().__init__(hass, LOGGER, config_entry=entry, name=f"{DOMAIN} camera {settings.name}")
-        self.settings = settings
+        super().__init__(hass, LOGGER, config_entry=entry, name=f"{DOMAIN} camera {camera_name}")
         self.data = CameraState()
+
+    async def _async_update_data(self) -> CameraState:
+        """A refresh (e.g. homeassistant.update_entity) shows the current state again."""
+        return self.data

@@ -82,7 +82,7 @@ class CameraWatcher:
         self.entry = entry
         self.analyzer = analyzer
         self.settings = settings
-        self.coordinator = HsiCameraCoordinator(hass, entry, settings)
+        self.coordinator = HsiCameraCoordinator(hass, entry, settings.name)
         self._batcher = EventBatcher(const.MAX_BATCH_FRAMES)
         self._state = CameraState()
         self._last_alerted: SecurityEvent | None = None
@@ -209,7 +209,8 @@ class CameraWatcher:
                 # Keep the frame: /analyze detects by itself when detections are absent.
                 self._batcher.add_unanalysed(Frame(image, captured_at, None))
                 return
-            self._process_frame(self.analyzer.frame(image, result, self.settings), trigger)
+            frame = self.analyzer.frame(image, captured_at, result, self.settings)
+            self._process_frame(frame, trigger)
 
     @callback
     def _process_frame(self, frame: Frame, trigger: str) -> None:
@@ -241,11 +242,13 @@ class CameraWatcher:
             if added.opened:
                 self._set_timer("window", self.options.batch_window, self._on_batch_timer)
             self._set_timer("idle", self.options.idle_timeout, self._on_batch_timer)
-            if added.fast_path:
-                assert self._batcher.batch is not None
+            if added.fast_path and self._batcher.batch is not None:
+                # The preliminary event: rules on what the batch holds now.
+                event, best = self.analyzer.rules_event(
+                    self._batcher.batch, self.settings, reason=None, preliminary=True
+                )
                 self._spawn(
-                    self._async_preliminary(self._batcher.batch),
-                    f"hsi fast path {self.settings.name}",
+                    self._async_record_drawn(event, best), f"hsi fast path {self.settings.name}"
                 )
         self._publish(
             counts=counts,
@@ -275,8 +278,8 @@ class CameraWatcher:
 
     # Events --------------------------------------------------------------------------------
 
-    async def _async_preliminary(self, batch: Batch) -> None:
-        self._record(await self.analyzer.preliminary(batch, self.settings))
+    async def _async_record_drawn(self, event: SecurityEvent, frame: Frame) -> None:
+        self._record(Outcome(event, await self.analyzer.snapshot(frame, event.objects)))
 
     async def _async_finish(self, batch: Batch) -> SecurityEvent:
         async with self._analyze_lock:

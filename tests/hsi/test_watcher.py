@@ -21,6 +21,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 
 from .conftest import (
     FakeServer,
@@ -400,3 +401,17 @@ async def test_unload_records_open_batch(
     # Motion after unload does nothing.
     await motion(hass)
     assert fake_server.count("/detect") == 1
+
+
+async def test_update_entity_shows_the_current_state(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer
+) -> None:
+    """A manual refresh of a camera entity (push-only state) keeps it available and unchanged."""
+    fake_server.detections = [[detection("person", 0.7)]]
+    await motion(hass)
+    assert await async_setup_component(hass, "homeassistant", {})
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {"entity_id": PEOPLE}, blocking=True
+    )
+    assert hass.states.get(PEOPLE).state == "1"
+    assert watcher_of(setup_entry).coordinator.last_update_success
