@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-from fakes import FakeServer
 from hsi_client import HsiClient
+from hsi_client.testing import FakeServer
 
 
 @pytest.fixture
-async def fake_server(
-    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
-) -> FakeServer:
-    """A running fake server on 127.0.0.1."""
-    server = FakeServer()
-    running = await aiohttp_server(server.app())
-    server.url = str(running.make_url("")).rstrip("/")
-    return server
+async def fake_server() -> AsyncIterator[FakeServer]:
+    """The library's fake server (hsi_client.testing), running on 127.0.0.1."""
+    async with FakeServer().serve() as server:
+        yield server
 
 
 @pytest.fixture

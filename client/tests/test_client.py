@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakes import JPEG, PNG, WEBP, Answer, FakeServer, detection, unit
 from hsi_client import (
     AnalysisResult,
     AnalyzedObject,
@@ -30,6 +29,7 @@ from hsi_client import (
     image_content_type,
 )
 from hsi_client import client as client_module
+from hsi_client.testing import JPEG, PNG, WEBP, Answer, FakeServer, detection, unit
 
 
 async def test_health_and_models(api: HsiClient) -> None:
@@ -62,7 +62,7 @@ async def test_base_url_may_end_in_a_slash(
 
 async def test_detect_sends_raw_image_with_params(api: HsiClient, fake_server: FakeServer) -> None:
     """Raw body with its content type, confidence and embed parameters; embeddings parse."""
-    fake_server.detections = [detection("person", 0.91, unit(0)), detection("car", 0.6)]
+    fake_server.detections = [[detection("person", 0.91, unit(0)), detection("car", 0.6)]]
     result = await api.detect(PNG, confidence=0.4, embed=True)
     request = fake_server.last
     assert (request.method, request.path) == ("POST", "/detect")
@@ -80,7 +80,7 @@ async def test_detect_sends_raw_image_with_params(api: HsiClient, fake_server: F
 
 async def test_detect_without_params(api: HsiClient, fake_server: FakeServer) -> None:
     """No confidence, no embed: no query; a JPEG goes as image/jpeg."""
-    fake_server.detections = [detection("person", 0.91, unit(0))]
+    fake_server.default_detections = [detection("person", 0.91, unit(0))]
     result = await api.detect(JPEG)
     assert fake_server.last.query == {}
     assert fake_server.last.headers["Content-Type"] == "image/jpeg"
@@ -106,13 +106,13 @@ async def test_analyze_multipart(api: HsiClient, fake_server: FakeServer) -> Non
     )
     result = await api.analyze([JPEG, PNG], metadata)
     call = fake_server.analyze_calls[-1]
-    assert [(f["filename"], f["content_type"], f["body"]) for f in call["frames"]] == [
+    assert [(f.filename, f.content_type, f.body) for f in call.frames] == [
         ("frame0.jpeg", "image/jpeg", JPEG),
         ("frame1.png", "image/png", PNG),
     ]
-    assert call["metadata"] == metadata.as_dict()
-    assert call["metadata"]["camera"]["name"] == "Door"
-    assert call["metadata"]["started_at"] == "2026-01-01T23:00:00+00:00"
+    assert call.metadata == metadata.as_dict()
+    assert call.metadata["camera"]["name"] == "Door"
+    assert call.metadata["started_at"] == "2026-01-01T23:00:00+00:00"
     assert isinstance(result, AnalysisResult)
     assert result.risk.risk_score == 72
     assert result.risk.risk_level == "high"

@@ -1,10 +1,13 @@
-"""Fixtures of the integration tests: a scriptable fake server, the real server, cameras."""
+"""Fixtures of the integration tests: the fake server running, the real server, cameras.
+
+The fake server is the client library's (hsi_client.testing); tests import it from there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterator
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 import io
 import json
@@ -19,8 +22,8 @@ from unittest.mock import patch
 import urllib.error
 import urllib.request
 
-from aiohttp import web
 from freezegun.api import FrozenDateTimeFactory
+from hsi_client.testing import FakeServer
 from PIL import Image
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -165,185 +168,14 @@ def jpeg(width: int = 320, height: int = 240, colour: tuple[int, int, int] = (90
     return out.getvalue()
 
 
-def unit(index: int, dim: int = 8) -> list[float]:
-    """A unit embedding along one axis."""
-    return [1.0 if i == index else 0.0 for i in range(dim)]
-
-
-def detection(
-    label: str = "person",
-    confidence: float = 0.8,
-    embedding: list[float] | None = None,
-    box: tuple[float, float, float, float] = (40, 30, 100, 150),
-) -> dict[str, Any]:
-    """One /detect entry."""
-    data: dict[str, Any] = {
-        "class": label,
-        "confidence": confidence,
-        "bbox": dict(zip(("x", "y", "width", "height"), box, strict=True)),
-    }
-    if embedding is not None:
-        data["embedding"] = embedding
-    return data
-
-
-HEALTHY: dict[str, Any] = {
-    "status": "healthy",
-    "model_loaded": True,
-    "device": "cpu",
-    "cuda_available": False,
-    "vram_used_gb": 0.0,
-    "models": {"detector": {"loaded": True, "device": "cpu"}, "llm": {"loaded": False}},
-    "version": "0.1.0",
-}
-
-
-@dataclass
-class FakeServer:
-    """A scriptable HSI server: what the real one cannot be made to do on demand."""
-
-    url: str = ""
-    api_key: str | None = None
-    health: dict[str, Any] = field(default_factory=lambda: dict(HEALTHY))
-    health_status: int = 200
-    down: bool = False
-    detections: list[list[dict[str, Any]]] = field(default_factory=list)
-    default_detections: list[dict[str, Any]] = field(default_factory=list)
-    detect_busy: int = 0  # answer 503 queue_full (Retry-After: 1) this many times first
-    analyze_status: int = 200
-    analyze_failures: int = 0  # answer 503 this many times first
-    analyze_risk: dict[str, Any] | None = None
-    embed_vector: list[float] | None = None
-    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    analyze_calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def error(self, status: int, code: str) -> web.Response:
-        """The contract's error document."""
-        return web.json_response({"error": {"code": code, "message": code}}, status=status)
-
-    def _auth_failed(self, request: web.Request) -> bool:
-        if self.api_key is None:
-            return False
-        return request.headers.get("Authorization") != f"Bearer {self.api_key}"
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Callable[..., Any]) -> Any:
-        """Record, fail when down, check the key."""
-        self.requests.append((request.path, dict(request.query)))
-        if self.down:
-            raise web.HTTPServiceUnavailable(text="down")
-        if request.path != "/health" and self._auth_failed(request):
-            return self.error(401, "unauthorized")
-        return await handler(request)
-
-    async def handle_health(self, request: web.Request) -> web.Response:
-        """GET /health."""
-        return web.json_response(self.health, status=self.health_status)
-
-    async def handle_models(self, request: web.Request) -> web.Response:
-        """GET /models."""
-        return web.json_response({"device": "cpu", "models": self.health["models"]})
-
-    async def handle_detect(self, request: web.Request) -> web.Response:
-        """POST /detect: the next scripted answer."""
-        body = await request.read()
-        if not body:
-            return self.error(400, "no_image")
-        if self.detect_busy > 0:
-            self.detect_busy -= 1
-            response = self.error(503, "queue_full")
-            response.headers["Retry-After"] = "1"
-            return response
-        found = self.detections.pop(0) if self.detections else self.default_detections
-        if request.query.get("embed") != "1":
-            found = [{k: v for k, v in d.items() if k != "embedding"} for d in found]
-        return web.json_response(
-            {
-                "detections": found,
-                "inference_time_ms": 12.5,
-                "image_width": 320,
-                "image_height": 240,
-            }
-        )
-
-    async def handle_analyze(self, request: web.Request) -> web.Response:
-        """POST /analyze (multipart)."""
-        frames: list[bytes] = []
-        metadata: dict[str, Any] = {}
-        reader = await request.multipart()
-        async for part in reader:
-            if part.name == "frame":
-                frames.append(bytes(await part.read()))
-            elif part.name == "metadata":
-                metadata = json.loads(await part.text())
-        self.analyze_calls.append({"frames": len(frames), "metadata": metadata})
-        if self.analyze_failures > 0:
-            self.analyze_failures -= 1
-            return self.error(503, "busy")
-        if self.analyze_status != 200:
-            return self.error(self.analyze_status, "failed")
-        risk = self.analyze_risk or {
-            "risk_score": 72,
-            "risk_level": "high",
-            "summary": "Unknown person at the door",
-            "reasoning": "A person nobody knows stands at the door at night.",
-            "risk_factors": [{"factor": "person", "contribution": 40, "description": "person"}],
-            "recommended_action": "Check the camera",
-            "source": "llm",
-            "flags": [{"type": "night", "description": "after dark", "severity": "warning"}],
-        }
-        return web.json_response(
-            {
-                "objects": [
-                    {
-                        "class": "person",
-                        "confidence": 0.93,
-                        "frame": 0,
-                        "bbox": {"x": 40, "y": 30, "width": 100, "height": 150},
-                        "attributes": {"clothing": "dark jacket"},
-                    }
-                ],
-                "description": "A person in a dark jacket at the front door.",
-                "risk": risk,
-                "timings_ms": {"total": 321.0},
-                "models": {"llm": "tiny"},
-            }
-        )
-
-    async def handle_embed(self, request: web.Request) -> web.Response:
-        """POST /embed."""
-        if self.embed_vector is None:
-            return self.error(404, "not_found")
-        body = await request.json()
-        count = len(body.get("images_base64", []))
-        return web.json_response(
-            {
-                "image_embeddings": [self.embed_vector] * count,
-                "text_embeddings": [],
-                "dim": len(self.embed_vector),
-                "model": "tiny",
-            }
-        )
-
-    def app(self) -> web.Application:
-        """The aiohttp application."""
-        app = web.Application(middlewares=[self.middleware])
-        app.router.add_get("/health", self.handle_health)
-        app.router.add_get("/models", self.handle_models)
-        app.router.add_post("/detect", self.handle_detect)
-        app.router.add_post("/analyze", self.handle_analyze)
-        app.router.add_post("/embed", self.handle_embed)
-        return app
-
-    def count(self, path: str) -> int:
-        """How many requests reached a path."""
-        return sum(1 for p, _ in self.requests if p == path)
-
-
 @pytest.fixture
 async def fake_server(socket_enabled: None, aiohttp_server: Any) -> FakeServer:
-    """A running fake server on 127.0.0.1."""
-    server = FakeServer()
+    """The library's fake server (hsi_client.testing) on 127.0.0.1, run by HA's aiohttp_server.
+
+    It answers /embed only when a test turns `embed_supported` on: the integration falls back to
+    /embed when /detect gives no embedding, which most tests do not expect.
+    """
+    server = FakeServer(embed_supported=False)
     running = await aiohttp_server(server.app())
     server.url = str(running.make_url("")).rstrip("/")
     return server

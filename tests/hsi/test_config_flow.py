@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hsi_client.testing import FakeServer
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
@@ -38,7 +39,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from .conftest import CAMERA, MOTION, FakeServer, make_entry, start_subentry_reconfigure
+from .conftest import CAMERA, MOTION, make_entry, start_subentry_reconfigure
 
 
 async def _user(hass: HomeAssistant, **data: Any) -> dict[str, Any]:

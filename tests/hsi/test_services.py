@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hsi_client.testing import FakeServer, detection, unit
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -27,13 +28,10 @@ from homeassistant.setup import async_setup_component
 
 from .conftest import (
     CAMERA,
-    FakeServer,
     action,
-    detection,
     jpeg,
     make_entry,
     setup_integration,
-    unit,
 )
 
 
@@ -122,7 +120,7 @@ async def test_analyze_image(
     assert response is not None
     assert response["camera"] == "Upload"
     assert response["camera_entity"] is None
-    assert fake_server.analyze_calls[-1]["metadata"]["camera"]["name"] == "Upload"
+    assert fake_server.analyze_calls[-1].metadata["camera"]["name"] == "Upload"
 
 
 async def test_analyze_media(
@@ -180,7 +178,7 @@ async def test_enroll_match_forget_persist(
     assert match["name"] == "Alice"
     assert match["enrolled"] is True
     assert match["description"] == "enrolled person: Alice"
-    context = fake_server.analyze_calls[-1]["metadata"]["context"]
+    context = fake_server.analyze_calls[-1].metadata["context"]
     assert context["known_matches"][0]["name"] == "Alice"
 
     # Reload: the gallery is written on unload and read back.
@@ -218,6 +216,7 @@ async def test_enroll_errors_and_fallback(
             DOMAIN, "enroll", {"name": "Bob", "file_path": str(picture)}, blocking=True
         )
     assert caught.value.translation_key == "server_error"  # no /embed either
+    fake_server.embed_supported = True
     fake_server.embed_vector = unit(6)
     fake_server.detections = [[detection("person", 0.9)]]
     await hass.services.async_call(

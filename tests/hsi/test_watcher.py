@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from freezegun.api import FrozenDateTimeFactory
+from hsi_client.testing import FakeServer, detection, unit
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -24,14 +25,11 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 
 from .conftest import (
-    FakeServer,
     advance,
     camera_subentry,
-    detection,
     make_entry,
     motion,
     setup_integration,
-    unit,
 )
 
 RISK = "sensor.front_door_risk_score"
@@ -66,7 +64,8 @@ async def test_motion_to_security_event(
     assert hass.states.get(RISK).state == "unknown"
     await motion(hass)
 
-    assert fake_server.requests[-1] == ("/detect", {"confidence": "0.5", "embed": "1"})
+    request = fake_server.last
+    assert (request.path, request.query) == ("/detect", {"confidence": "0.5", "embed": "1"})
     assert len(detection_events) == 1
     data = detection_events[0].data
     assert [o["class"] for o in data["objects"]] == ["person", "dog"]  # chair is not of interest
@@ -91,8 +90,8 @@ async def test_motion_to_security_event(
     assert event["notify"] is True
     assert event["snapshot_url"] == f"/api/hsi/events/{event['event_id']}/snapshot.jpg"
     call = fake_server.analyze_calls[-1]
-    assert call["frames"] == 1
-    meta = call["metadata"]
+    assert len(call.frames) == 1
+    meta = call.metadata
     assert meta["camera"]["name"] == "Front door"
     assert meta["context"]["time_of_day"] in ("night", "morning", "afternoon", "evening")
     assert meta["detections"][0][0]["class"] == "person"
@@ -136,7 +135,7 @@ async def test_window_closes_long_event(
         await advance(hass, freezer, 4)
     assert len(security_events) >= 1
     assert security_events[0].data["frames"] >= 14
-    assert fake_server.analyze_calls[0]["frames"] == 4  # key frames only
+    assert len(fake_server.analyze_calls[0].frames) == 4  # key frames only
 
 
 async def test_fast_path_then_update(
@@ -306,7 +305,7 @@ async def test_cooldown_and_reidentification(
     assert second["occurrences"] == 2
     assert second["notify"] is False
     assert len(setup_entry.runtime_data.history.events) == 1
-    known = fake_server.analyze_calls[1]["metadata"]["context"]["known_matches"]
+    known = fake_server.analyze_calls[1].metadata["context"]["known_matches"]
     assert known[0]["description"] == "same unknown person seen 2 times today"
 
     fake_server.detections = [[detection("person", 0.7, unit(2))]]
@@ -354,8 +353,8 @@ async def test_interval_trigger_and_context(
     await advance(hass, freezer, 11)
     assert fake_server.count("/detect") == 2
     await advance(hass, freezer, 6)
-    assert fake_server.analyze_calls[0]["metadata"]["context"]["home_mode"] == "armed_away"
-    assert fake_server.analyze_calls[0]["frames"] == 2
+    assert fake_server.analyze_calls[0].metadata["context"]["home_mode"] == "armed_away"
+    assert len(fake_server.analyze_calls[0].frames) == 2
 
 
 async def test_notifications(
