@@ -19,7 +19,9 @@ from typing import Any
 from hsi_client import DETECTOR_DEFAULT_CLASSES
 
 ADDON_OPTIONS_PATH = Path("/data/options.json")
-PROFILES = ("default", "tiny")
+PROFILES = ("default", "tiny", "scripted")
+# The scripted profile (tests only) has no LLM; its models load in no time, so all start loaded.
+SCRIPTED_PRELOAD = ("detector", "clip", "florence")
 GPU_BATCH = 16
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -250,7 +252,12 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("host", "HOST", _str, "interface to listen on"),
     SettingSpec("port", "PORT", _int_range(1, 65535), "TCP port for every endpoint"),
     SettingSpec("api_key", "HSI_API_KEY", _opt_str, "require this key (Bearer or X-API-Key)"),
-    SettingSpec("profile", "HSI_PROFILE", _choice(PROFILES), "model profile: default or tiny"),
+    SettingSpec(
+        "profile",
+        "HSI_PROFILE",
+        _choice(PROFILES),
+        "model profile: default, tiny, or scripted (tests only: docs/server.md)",
+    ),
     SettingSpec("device", "HSI_DEVICE", _device, "auto, cpu, cuda or cuda:N"),
     SettingSpec("cache_dir", "HSI_CACHE_DIR", _path, "where built tiny models are cached"),
     SettingSpec("detector_path", "RTDETR_MODEL_PATH", _opt_str, "detector folder or hub id"),
@@ -366,6 +373,8 @@ def load_settings(
     _apply(values, os.environ if env is None else env, lambda s: s.env)
     _apply(values, cli or {}, lambda s: s.flag)
     values.update(overrides)
+    if values.get("profile") == "scripted" and "preload" not in values:
+        values["preload"] = SCRIPTED_PRELOAD  # the default names the LLM, which it lacks
     return replace(Settings(), **values).validate()
 
 

@@ -2,7 +2,8 @@
 
 A model's source is, in order: its setting (e.g. `RTDETR_MODEL_PATH`), else the active profile's
 default: a hub id for `default`, a random-weight build under `HSI_CACHE_DIR/tiny` for `tiny`
-(built on first use, then reused).
+(built on first use, then reused). The `scripted` profile (tests only) has models of its own that
+answer what scene frames say (`models/scripted.py`) and no LLM; model settings do not apply.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ def build_llm(settings: Settings, device: DeviceInfo) -> LLMBackend:
 
 
 def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
+    if settings.profile == "scripted":  # tests only; imported here, never by a real server
+        from . import scripted
+
+        return scripted.build_specs()
     return [
         ModelSpec(
             Detector.name,

@@ -10,6 +10,12 @@ to do: be down, refuse a key, be busy, fail an analysis, or answer whatever a te
         client = HsiClient(server.url, session)
         found = await client.detect(JPEG, embed=True)
         assert (server.last.path, server.last.query) == ("/detect", {"embed": "1"})
+
+Scene frames are the pictures of scripted scenes: `scene_frame` draws objects as solid boxes, one
+colour per identity, and writes them into the PNG's `hsi-scene` text chunk, where the AI server's
+`scripted` profile (tests only) finds what to detect; `read_scene_frame` parses that chunk.
+
+    png = scene_frame([SceneObject("person", "visitor-1"), {"class": "car", "identity": "c1"}])
 """
 
 from __future__ import annotations
@@ -17,28 +23,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
+import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Self
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Self
 
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from .taxonomy import group_of
+
 __all__ = [
+    "DEFAULT_SCENE_CONFIDENCE",
     "EMBED_DIM",
     "HEALTHY",
     "JPEG",
     "PNG",
     "RISK",
+    "SCENE_BACKGROUND",
+    "SCENE_CHUNK",
+    "SCENE_COLOUR_STEP",
     "WEBP",
     "AnalyzeCall",
     "Answer",
     "FakeServer",
     "Received",
     "ReceivedFrame",
+    "SceneObject",
     "detection",
+    "identity_colour",
+    "read_scene_frame",
+    "scene_frame",
     "unit",
 ]
 
@@ -350,3 +369,204 @@ class FakeServer:
         async with TestServer(self.app(), host=host) as running:
             self.url = str(running.make_url("")).rstrip("/")
             yield self
+
+
+# --- scene frames: the pictures of scripted scenes -----------------------------------------
+
+SCENE_CHUNK: Final = "hsi-scene"
+"""The PNG text chunk of a scene frame: JSON `{"objects": [{class, identity, confidence, box}]}`
+with `box` as `[x, y, width, height]` in pixels."""
+
+SCENE_COLOUR_STEP: Final = 16
+"""Identity colours sit at the centre of 16-level cells per channel (`8 + 16 k`): quantising a
+pixel to its cell (`value // 16`) gives the identity's cell back, even after a re-encoding that
+moves a colour by up to 7 levels."""
+
+SCENE_BACKGROUND: Final = (200, 200, 200)
+"""The light grey of a scene frame's background (a grey cell: never an identity's colour)."""
+
+# A faint darker grid on the background: a perfectly flat picture measures as blurred (variance
+# of the Laplacian ~0), which the server's quality check would report for every frame.
+_GRID_COLOUR: Final = (152, 152, 152)
+_GRID_SPACING: Final = 16
+# An identity's strongest and weakest channel lie at least this many cells apart: saturated
+# colours, clearly apart from the grey background.
+_MIN_SPREAD: Final = 4
+# Shapes of laid-out objects per group: (width / height, height as a share of the frame's).
+_SHAPES: Final[Mapping[str, tuple[float, float]]] = {
+    "person": (0.4, 0.6),
+    "vehicle": (2.0, 0.35),
+    "animal": (1.4, 0.25),
+    "other": (1.0, 0.2),
+}
+_MIN_SLOT = 4  # pixels of frame width per laid-out object
+DEFAULT_SCENE_CONFIDENCE: Final = 0.9
+"""The confidence of a scene object that does not give one."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SceneObject:
+    """One object of a scene frame: its class, who or what it is (the same `identity` is the
+    same person, vehicle or animal in every frame), its detection confidence and its box
+    `(x, y, width, height)` in pixels (None: `scene_frame` places it)."""
+
+    label: str
+    identity: str
+    confidence: float = DEFAULT_SCENE_CONFIDENCE
+    box: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise ValueError(f"class must be a non-empty string, got {self.label!r}")
+        if not isinstance(self.identity, str) or not self.identity.strip():
+            raise ValueError(f"identity must be a non-empty string, got {self.identity!r}")
+        if not _is_number(self.confidence) or not 0 <= self.confidence <= 1:
+            raise ValueError(f"confidence must be a number from 0 to 1, got {self.confidence!r}")
+        box: Any = self.box
+        if box is None:
+            return
+        if not isinstance(box, list | tuple) or len(box) != 4 or not all(map(_is_number, box)):
+            raise ValueError(f"box must be [x, y, width, height] in pixels, got {box!r}")
+        if box[2] <= 0 or box[3] <= 0:
+            raise ValueError(f"box width and height must be > 0, got {box[2]}x{box[3]}")
+        object.__setattr__(self, "box", tuple(box))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The object as the `hsi-scene` chunk carries it."""
+        return {
+            "class": self.label,
+            "identity": self.identity,
+            "confidence": self.confidence,
+            "box": None if self.box is None else list(self.box),
+        }
+
+
+def identity_colour(identity: str) -> tuple[int, int, int]:
+    """The RGB colour of an identity in scene frames: always the same for one identity, one of
+    2,310 saturated colours picked by a hash of it for different ones (two identities share a
+    colour only by a hash collision, about 1 in 2,300 for a pair: check here when in doubt)."""
+    attempt = 0
+    while True:
+        digest = hashlib.sha256(f"{identity}\x00{attempt}".encode()).digest()
+        red, green, blue = (1 + digest[i] % 14 for i in range(3))  # cells 1..14 of 16
+        if max(red, green, blue) - min(red, green, blue) >= _MIN_SPREAD:
+            step = SCENE_COLOUR_STEP
+            return (8 + step * red, 8 + step * green, 8 + step * blue)
+        attempt += 1
+
+
+def _scene_object(
+    item: SceneObject | Mapping[str, Any], where: str, *, strict: bool = False
+) -> SceneObject:
+    """A SceneObject from an object or a mapping with the chunk's keys (all four when strict)."""
+    if isinstance(item, SceneObject):
+        return item
+    if not isinstance(item, Mapping):
+        raise ValueError(f"{where} must be a mapping or a SceneObject, got {type(item).__name__}")
+    keys = ("class", "identity", "confidence", "box")
+    unknown = [str(key) for key in item if key not in keys]
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}; known: {keys}")
+    needed = keys if strict else keys[:2]
+    missing = [key for key in needed if item.get(key) is None]
+    if missing:
+        raise ValueError(f"{where} needs {', '.join(missing)}")
+    confidence = item.get("confidence")  # absent or null: the default (only when not strict)
+    try:
+        return SceneObject(
+            item["class"],
+            item["identity"],
+            DEFAULT_SCENE_CONFIDENCE if confidence is None else confidence,
+            item.get("box"),
+        )
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def _place(label: str, slot: int, slots: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """A box for the `slot`-th of `slots` side-by-side places across the frame."""
+    aspect, share = _SHAPES[group_of(label)]
+    slot_width = width / slots
+    box_height = share * height
+    box_width = box_height * aspect
+    fit = min(1.0, 0.8 * slot_width / box_width)  # narrower than its slot: no overlap
+    box_width, box_height = max(1.0, box_width * fit), max(1.0, box_height * fit)
+    x = slot * slot_width + (slot_width - box_width) / 2
+    y = max(0.0, 0.92 * height - box_height)
+    return (int(x), int(y), int(box_width), int(box_height))
+
+
+def scene_frame(
+    objects: Iterable[SceneObject | Mapping[str, Any]], width: int = 640, height: int = 480
+) -> bytes:
+    """A PNG of `objects` on a plain light-grey background, with the `hsi-scene` chunk.
+
+    Each object is a box filled with its identity's colour (`identity_colour`), drawn in order
+    (a later one covers an earlier one where they overlap). Objects are `SceneObject`s or
+    mappings with `class`, `identity`, and optionally `confidence` (absent or null: 0.9) and
+    `box` (`[x, y, width, height]`). Objects without a box are laid out side by side, left to
+    right in their order, each in its own slot of the frame's width (people tall, vehicles wide)
+    and without overlap among themselves. The chunk lists every object with its final box.
+    Pillow is needed (imported here only: the library itself does not require it).
+    """
+    from PIL import Image, ImageDraw, PngImagePlugin
+
+    for name, size in (("width", width), ("height", height)):
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 10_000:
+            raise ValueError(f"{name} must be an integer from 1 to 10000, got {size!r}")
+    items = [_scene_object(item, f"objects[{i}]") for i, item in enumerate(objects)]
+    unplaced = sum(1 for item in items if item.box is None)
+    if unplaced and width / unplaced < _MIN_SLOT:
+        raise ValueError(
+            f"{unplaced} objects without a box do not fit side by side in {width} pixels; "
+            "give them boxes"
+        )
+    boxes: list[tuple[float, float, float, float]] = []
+    slot = 0
+    for item in items:
+        box = item.box
+        if box is None:
+            box = _place(item.label, slot, unplaced, width, height)
+            slot += 1
+        boxes.append(box)
+    items = [replace(item, box=box) for item, box in zip(items, boxes, strict=True)]
+    image = Image.new("RGB", (width, height), SCENE_BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    for column in range(_GRID_SPACING // 2, width, _GRID_SPACING):
+        draw.line([(column, 0), (column, height - 1)], fill=_GRID_COLOUR)
+    for row in range(_GRID_SPACING // 2, height, _GRID_SPACING):
+        draw.line([(0, row), (width - 1, row)], fill=_GRID_COLOUR)
+    for index, (item, (x, y, w, h)) in enumerate(zip(items, boxes, strict=True)):
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise ValueError(
+                f"objects[{index}].box {[x, y, w, h]} lies outside the {width}x{height} frame"
+            )
+        corners = (x, y, max(x, x + w - 1), max(y, y + h - 1))  # inclusive, as crops count
+        draw.rectangle(corners, fill=identity_colour(item.identity))
+    info = PngImagePlugin.PngInfo()
+    info.add_text(SCENE_CHUNK, json.dumps({"objects": [item.as_dict() for item in items]}))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def read_scene_frame(text: str) -> list[SceneObject]:
+    """The objects of a scene frame's `hsi-scene` chunk; ValueError says what is malformed."""
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"{SCENE_CHUNK} chunk is not valid JSON: {err}") from None
+    if (
+        not isinstance(data, dict)
+        or list(data) != ["objects"]
+        or not isinstance(data["objects"], list)
+    ):
+        raise ValueError(f'{SCENE_CHUNK} chunk must be {{"objects": [...]}}, got {text[:80]!r}')
+    return [
+        _scene_object(item, f"{SCENE_CHUNK} objects[{i}]", strict=True)
+        for i, item in enumerate(data["objects"])
+    ]
