@@ -263,7 +263,7 @@ class RealServer:
 
 
 def _start_real_server(
-    tmp_path_factory: pytest.TempPathFactory, api_key: str | None = None
+    tmp_path_factory: pytest.TempPathFactory, api_key: str | None = None, profile: str = "tiny"
 ) -> Generator[RealServer]:
     python = os.environ.get("HSI_SERVER_PYTHON")
     if not python:
@@ -286,7 +286,7 @@ def _start_real_server(
                 "ai_server",
                 "serve",
                 "--profile",
-                "tiny",
+                profile,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -336,6 +336,12 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Generator[RealServer]:
     """One real server (tiny profile) for the whole session."""
     yield from _start_real_server(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Generator[RealServer]:
+    """The real server with scripted models (objects read from scene frames): the scene replays."""
+    yield from _start_real_server(tmp_path_factory, profile="scripted")
 
 
 @pytest.fixture(scope="session")
