@@ -23,13 +23,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
 HA_PORT ?= 8123
 
-.PHONY: help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean
+.PHONY: scenes help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean
 
 help:
 	@echo "make test    create the venvs if missing, lint, run every test suite (tests/hsi on HA 2025.4 and 2026.2)"
 	@echo "make demo    the AI server (tiny profile, port $(PORT)) + Home Assistant on http://127.0.0.1:$(HA_PORT)"
 	@echo "             (demo camera analysed by HSI; login demo / demo-password); Ctrl-C stops both"
 	@echo "make demo-check  the same, set up from scratch, one analysis, exit 0 (what the e2e test runs)"
+	@echo "make scenes  replay the scenes in tests/scenes (SCENES=/abs/dir for another folder)"
 	@echo "make bench   run the benchmarks in bench/ (figures go to docs/benchmarks.md)"
 	@echo "make lint    ruff + mypy"
 	@echo "make docs    regenerate the README settings table from the code"
@@ -79,7 +80,13 @@ test-client: $(SERVER_STAMP)
 	cd client && $(SERVER_PY) -m pytest -q
 
 test-server: $(SERVER_STAMP)
-	$(SERVER_PY) -m pytest -q tests/ai_server
+	$(SERVER_PY) -m pytest -q tests/ai_server tests/scenes
+
+# Replay the scenes of tests/scenes (SCENES=/abs/dir: another folder) through a real Home
+# Assistant and the real server (scripted profile); prints a table, writes scenes-report.json.
+# `make test` replays tests/scenes as part of tests/hsi.
+scenes: $(HA_STAMP) $(SERVER_STAMP)
+	HSI_SCENES=$(SCENES) HSI_SERVER_PYTHON=$(SERVER_PY) $(HA_PY) -m pytest -q -c tests/hsi/pytest.ini tests/hsi/test_scenes.py
 
 # tests/hsi on the oldest supported Home Assistant (2025.4.4, hacs.json's minimum) ...
 test-ha: $(HA_STAMP) $(SERVER_STAMP)

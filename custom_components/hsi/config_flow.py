@@ -8,6 +8,7 @@ from typing import Any
 from hsi_client import (
     CAMERA_CLASS_CHOICES,
     CAMERA_DEFAULT_CLASSES,
+    RISK_LEVELS,
     Health,
     HsiAuthError,
     HsiClient,
@@ -50,6 +51,7 @@ from .const import (
     CONF_INTERVAL,
     CONF_LLM,
     CONF_MATCH_THRESHOLD,
+    CONF_NOTIFY_MIN_LEVEL,
     CONF_NOTIFY_SERVICE,
     CONF_THREAT_HOLD,
     CONF_THREAT_THRESHOLD,
@@ -296,6 +298,13 @@ OPTION_FIELDS: dict[str, selector.Selector[Any]] = {
     CONF_MATCH_THRESHOLD: _slider(0.5, 0.99, 0.01),
     CONF_THREAT_THRESHOLD: _slider(0, 100, 1),
     CONF_THREAT_HOLD: _seconds(0, 3600),
+    CONF_NOTIFY_MIN_LEVEL: selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=list(RISK_LEVELS),
+            mode=selector.SelectSelectorMode.DROPDOWN,
+            translation_key=CONF_NOTIFY_MIN_LEVEL,
+        )
+    ),
 }
 
 

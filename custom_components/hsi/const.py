@@ -45,11 +45,15 @@ CONF_MATCH_THRESHOLD: Final = "match_threshold"
 CONF_THREAT_THRESHOLD: Final = "threat_threshold"
 CONF_THREAT_HOLD: Final = "threat_hold"
 CONF_NOTIFY_SERVICE: Final = "notify_service"
+CONF_NOTIFY_MIN_LEVEL: Final = "notify_min_level"
 
 DEFAULT_INTERVAL: Final = 0  # seconds; 0 = no interval trigger
 DEFAULT_CONFIDENCE: Final = 0.5
 DEFAULT_BURST_FRAMES: Final = 3
 DEFAULT_BURST_SPACING: Final = 0.5  # seconds between snapshots of one burst
+# While the trigger entity stays on, one more snapshot this often (seconds): who arrives or
+# leaves while motion goes on is seen too.
+MOTION_REPEAT: Final = timedelta(seconds=10)
 DEFAULT_BATCH_WINDOW: Final = 90
 DEFAULT_IDLE_TIMEOUT: Final = 30
 DEFAULT_FAST_PATH_THRESHOLD: Final = 0.9
@@ -57,6 +61,8 @@ DEFAULT_COOLDOWN: Final = 300
 DEFAULT_MATCH_THRESHOLD: Final = 0.85
 DEFAULT_THREAT_THRESHOLD: Final = 60
 DEFAULT_THREAT_HOLD: Final = 120
+# Alerts from this level up: low-risk events (a known face, a passing car) are recorded only.
+DEFAULT_NOTIFY_MIN_LEVEL: Final = "medium"
 
 # Every option with its default: read by the options flow and by PipelineOptions alike.
 OPTION_DEFAULTS: Final[dict[str, float | bool | str | None]] = {
@@ -70,6 +76,7 @@ OPTION_DEFAULTS: Final[dict[str, float | bool | str | None]] = {
     CONF_MATCH_THRESHOLD: DEFAULT_MATCH_THRESHOLD,
     CONF_THREAT_THRESHOLD: DEFAULT_THREAT_THRESHOLD,
     CONF_THREAT_HOLD: DEFAULT_THREAT_HOLD,
+    CONF_NOTIFY_MIN_LEVEL: DEFAULT_NOTIFY_MIN_LEVEL,
     CONF_HOME_MODE_ENTITY: None,
     CONF_NOTIFY_SERVICE: None,
 }
@@ -82,6 +89,7 @@ SIGNAL_EVENT: Final = f"{DOMAIN}_camera_event_{{}}"
 
 # Limits of the pipeline.
 MAX_KEY_FRAMES: Final = 4
+MAX_ALERTS_REMEMBERED: Final = 100  # recent alerts the cooldown looks at, across cameras
 MAX_BATCH_FRAMES: Final = 32
 MAX_CONCURRENT_REQUESTS: Final = 4  # server calls in flight across all cameras
 DETECT_ATTEMPTS: Final = 3  # a busy server (503 queue full) gets two more tries per frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
@@ -34,6 +35,7 @@ from .const import (
     CONF_INTERVAL,
     CONF_LLM,
     CONF_MATCH_THRESHOLD,
+    CONF_NOTIFY_MIN_LEVEL,
     CONF_NOTIFY_SERVICE,
     CONF_THREAT_HOLD,
     CONF_THREAT_THRESHOLD,
@@ -42,6 +44,7 @@ from .const import (
     DEFAULT_BURST_FRAMES,
     DEFAULT_CONFIDENCE,
     DEFAULT_INTERVAL,
+    MAX_ALERTS_REMEMBERED,
     OPTION_DEFAULTS,
 )
 
@@ -102,6 +105,7 @@ class PipelineOptions:
     threat_threshold: int
     threat_hold: float
     notify_service: str | None
+    notify_min_level: str
 
     @classmethod
     def from_entry(cls, entry: ConfigEntry) -> Self:
@@ -120,6 +124,7 @@ class PipelineOptions:
             threat_threshold=int(opts[CONF_THREAT_THRESHOLD]),
             threat_hold=float(opts[CONF_THREAT_HOLD]),
             notify_service=opts[CONF_NOTIFY_SERVICE] or None,
+            notify_min_level=str(opts[CONF_NOTIFY_MIN_LEVEL]),
         )
 
 
@@ -237,6 +242,10 @@ class HsiRuntimeData:
     options: PipelineOptions
     analyzer: Analyzer
     watchers: dict[str, CameraWatcher] = field(default_factory=dict)
+    # Recent alerts of every camera: the cooldown is per identity, across cameras.
+    alerts: deque[SecurityEvent] = field(
+        default_factory=lambda: deque(maxlen=MAX_ALERTS_REMEMBERED)
+    )
 
 
 type HsiConfigEntry = ConfigEntry[HsiRuntimeData]

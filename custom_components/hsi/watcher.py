@@ -85,7 +85,6 @@ class CameraWatcher:
         self.coordinator = HsiCameraCoordinator(hass, entry, settings.name)
         self._batcher = EventBatcher(const.MAX_BATCH_FRAMES)
         self._state = CameraState()
-        self._last_alerted: SecurityEvent | None = None
         self._unsubs: list[CALLBACK_TYPE] = []
         self._timers: dict[str, CALLBACK_TYPE] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -172,27 +171,48 @@ class CameraWatcher:
     @callback
     def _on_trigger_state(self, event: Event[EventStateChangedData]) -> None:
         new, old = event.data["new_state"], event.data["old_state"]
-        if new is not None and new.state == STATE_ON and (old is None or old.state != STATE_ON):
+        on = new is not None and new.state == STATE_ON
+        if on and (old is None or old.state != STATE_ON):
             self.async_trigger("motion")
+            self._set_repeat(const.MOTION_REPEAT)
+        elif not on:
+            self._set_repeat(None)
+
+    def _set_repeat(self, every: timedelta | None) -> None:
+        """Look again every `every` while the trigger stays on (None: stop)."""
+        if (cancel := self._timers.pop("repeat", None)) is not None:
+            cancel()
+        if every is not None:
+            self._timers["repeat"] = async_track_time_interval(
+                self.hass, self._on_repeat, every, name=f"hsi motion {self.settings.name}"
+            )
+
+    @callback
+    def _on_repeat(self, _now: datetime) -> None:
+        self.async_trigger("motion", frames=1)
 
     @callback
     def _on_interval(self, _now: datetime) -> None:
         self.async_trigger("interval")
 
     @callback
-    def async_trigger(self, source: str) -> bool:
-        """Start a burst unless one is running or analysis is off; True when started."""
+    def async_trigger(self, source: str, frames: int | None = None) -> bool:
+        """Start a burst (of the camera's burst size, or `frames`) unless one is running or
+        analysis is off; True when started."""
         if not self._state.enabled or (
             self._burst_task is not None and not self._burst_task.done()
         ):
             return False
-        self._burst_task = self._spawn(self._async_burst(source), f"hsi burst {self.settings.name}")
+        count = self.settings.burst_frames if frames is None else frames
+        self._burst_task = self._spawn(
+            self._async_burst(source, count), f"hsi burst {self.settings.name}"
+        )
         return True
 
     # Burst and frames ----------------------------------------------------------------------
 
-    async def _async_burst(self, trigger: str) -> None:
-        for index in range(self.settings.burst_frames):
+    async def _async_burst(self, trigger: str, frames: int) -> None:
+        for index in range(frames):
             if index:
                 await asyncio.sleep(const.DEFAULT_BURST_SPACING)
             if not self._state.enabled:
@@ -301,14 +321,19 @@ class CameraWatcher:
     @callback
     def _record(self, outcome: Outcome) -> SecurityEvent:
         """Decide how the event enters the record, publish it and the camera's new state."""
+        alerts = self.entry.runtime_data.alerts
         decision = decide(
-            outcome.event, self._state.last_event, self._last_alerted, self.options.cooldown
+            outcome.event,
+            self._state.last_event,
+            alerts,
+            self.options.cooldown,
+            self.options.notify_min_level,
         )
         event = decision.event
         # A repeat keeps the first visit's snapshot.
         snapshot = None if decision.action is Action.REPEAT else outcome.snapshot
         if event.notify:
-            self._last_alerted = event
+            alerts.append(event)
         changes: dict[str, Any] = {"last_event": event}
         if snapshot is not None:
             changes |= {"snapshot": snapshot, "snapshot_at": dt_util.utcnow()}

@@ -25,6 +25,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 
 from .conftest import (
+    MOTION,
     advance,
     camera_subentry,
     make_entry,
@@ -290,8 +291,8 @@ async def test_cooldown_and_reidentification(
     freezer: FrozenDateTimeFactory,
     security_events: list[Event],
 ) -> None:
-    """The same visitor within the cooldown updates one event; someone new gets a new event
-    without a second alert unless the risk rises."""
+    """The same visitor within the cooldown updates one event without a second alert; someone
+    new gets a new event and an alert; the same person again, riskier, is alerted again."""
     fake_server.detections = [[detection("person", 0.7, unit(1))]]
     await motion(hass)
     await advance(hass, freezer, 6)
@@ -313,14 +314,16 @@ async def test_cooldown_and_reidentification(
     await advance(hass, freezer, 6)
     third = security_events[2].data
     assert third["event_id"] != first["event_id"]
-    assert third["notify"] is False  # cooldown: same level as the last alert
+    assert third["notify"] is True  # someone nobody was told about, inside the cooldown
 
     fake_server.analyze_risk = {"risk_score": 90, "summary": "Break-in", "reasoning": "r"}
-    fake_server.detections = [[detection("person", 0.7, unit(3))]]
+    fake_server.detections = [[detection("person", 0.7, unit(2))]]
     await motion(hass)
     await advance(hass, freezer, 6)
-    assert security_events[3].data["risk_level"] == "critical"
-    assert security_events[3].data["notify"] is True  # the risk rose
+    fourth = security_events[3].data
+    assert fourth["risk_level"] == "critical"
+    assert fourth["update"] is False  # riskier: not folded into the earlier visit
+    assert fourth["notify"] is True  # the same person, but the risk rose
 
 
 async def test_switch_pauses_analysis(
@@ -414,3 +417,23 @@ async def test_update_entity_shows_the_current_state(
     )
     assert hass.states.get(PEOPLE).state == "1"
     assert watcher_of(setup_entry).coordinator.last_update_success
+
+
+async def test_looks_again_while_motion_stays_on(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """While the motion sensor stays on, one more snapshot every 10 s; none once it is off."""
+    fake_server.default_detections = [detection("person", 0.7)]
+    hass.states.async_set(MOTION, STATE_ON)
+    await hass.async_block_till_done()
+    assert fake_server.count("/detect") == 1  # the camera's burst (1 frame in these tests)
+    await advance(hass, freezer, 10)
+    await advance(hass, freezer, 10)
+    assert fake_server.count("/detect") == 3
+    hass.states.async_set(MOTION, STATE_OFF)
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 30)
+    assert fake_server.count("/detect") == 3
