@@ -149,7 +149,7 @@ class Analyzer:
         return EventMetadata(
             camera=CameraInfo(settings.camera_id, settings.name, settings.description),
             started_at=batch.started_at,
-            ended_at=frames[-1].captured_at if frames else batch.started_at,
+            ended_at=batch.ended_at,  # the whole event, not its key frames: dwell counts
             detections=tuple(
                 tuple(d.in_frame(i) for d in f.result.detections)
                 for i, f in enumerate(frames)
