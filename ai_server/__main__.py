@@ -49,20 +49,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: object) -> int:
     from aiohttp import web
 
+    from .addon import AddonEnvironment, provision_api_key, register_discovery
     from .app import build_ssl_context, create_app
     from .config import Settings
 
     assert isinstance(settings, Settings)
+    # Running as the HA add-on (Supervisor sets SUPERVISOR_TOKEN): never without an API key.
+    addon = AddonEnvironment.from_environ(os.environ)
     try:
+        if addon is not None:
+            settings = provision_api_key(settings, addon.data_dir)
         app = create_app(settings)
         ssl_context = build_ssl_context(settings)
     except ConfigError as err:
         print(f"hsi-ai-server: configuration error: {err}", file=sys.stderr)
         return 2
-    if token := os.environ.get("SUPERVISOR_TOKEN"):  # running as the HA add-on
-        from .addon import register_discovery
-
-        register_discovery(app, token)
+    if addon is not None:
+        register_discovery(app, addon.token, base_url=addon.supervisor_url)
     logging.getLogger(__name__).info(
         "serving on %s://%s:%d (profile %s, device %s, api key %s)",
         "https" if ssl_context else "http",
