@@ -23,7 +23,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
 HA_PORT ?= 8123
 
-.PHONY: scenes help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean
+.PHONY: scenes help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean \
+	addon-check addon-wheels addon-constraints
 
 help:
 	@echo "make test    create the venvs if missing, lint, run every test suite (tests/hsi on HA 2025.4 and 2026.2)"
@@ -32,7 +33,9 @@ help:
 	@echo "make demo-check  the same, set up from scratch, one analysis, exit 0 (what the e2e test runs)"
 	@echo "make scenes  replay the scenes in tests/scenes (SCENES=/abs/dir for another folder)"
 	@echo "make bench   run the benchmarks in bench/ (figures go to docs/benchmarks.md)"
-	@echo "make lint    ruff + mypy"
+	@echo "make lint    ruff + mypy + hadolint"
+	@echo "make addon-check  build the add-on image as Supervisor does (podman, root), run it, SIGTERM it;"
+	@echo "             the same for docker-compose.yml's image (docs/development.md)"
 	@echo "make docs    regenerate the README settings table from the code"
 
 venv: venv-server venv-ha venv-ha-2026
@@ -72,7 +75,9 @@ $(HA_DEMO_STAMP): $(HA_STAMP) requirements/ha-demo.txt
 lint: $(SERVER_STAMP)
 	$(VENV_SERVER)/bin/ruff check .
 	$(VENV_SERVER)/bin/ruff format --check .
-	$(VENV_SERVER)/bin/mypy ai_server bench scripts/demo.py scripts/check_versions.py
+	$(VENV_SERVER)/bin/mypy ai_server bench scripts/demo.py scripts/check_versions.py \
+		scripts/addon_check.py addon/healthcheck.py
+	$(VENV_SERVER)/bin/hadolint addon/Dockerfile
 	cd client && $(CURDIR)/$(VENV_SERVER)/bin/mypy
 
 # The client library's own suite (no Home Assistant, no torch).
@@ -127,6 +132,19 @@ bench: $(SERVER_STAMP)
 
 docs: $(SERVER_STAMP)
 	$(SERVER_PY) scripts/update_readme.py
+
+# The add-on image (docs/development.md "The add-on image"). addon-check needs root and podman
+# (installed when missing); not part of `make test`.
+addon-check: $(SERVER_STAMP)
+	$(SERVER_PY) scripts/addon_check.py
+
+# addon/wheels/: wheels of this repository's client and server (+ llama-cpp-python's built wheel).
+addon-wheels: $(SERVER_STAMP)
+	$(SERVER_PY) scripts/addon_check.py wheels
+
+# addon/constraints.txt from constraints/server.txt (the image's pins; a test keeps them equal).
+addon-constraints: $(SERVER_STAMP)
+	$(SERVER_PY) scripts/addon_check.py constraints
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .cache .demo
