@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Check that every version of a release agrees (and, with --tag, that it is the tag's).
 
-One release has one version, written in five places, plus two pins of the client library:
+One release has one version, written in six places, plus two pins of the client library:
 
 - ai_server/__init__.py            ``__version__`` of the server package (hsi-ai-server)
 - client/src/hsi_client/__init__.py ``__version__`` of the client library (hsi-client)
 - custom_components/hsi/manifest.json  ``version``, and ``requirements`` pins hsi-client==VERSION
 - addon/config.yaml                ``version`` of the add-on
+- docker-compose.yml               ``BUILD_VERSION`` build argument of the standalone image
 - pyproject.toml                   ``dependencies`` pins hsi-client==VERSION
 
 The release workflow (.github/workflows/release.yml) runs this with ``--tag "$GITHUB_REF_NAME"``
@@ -35,6 +36,8 @@ SERVER_INIT = "ai_server/__init__.py"
 CLIENT_INIT = "client/src/hsi_client/__init__.py"
 MANIFEST = "custom_components/hsi/manifest.json"
 ADDON_CONFIG = "addon/config.yaml"
+COMPOSE = "docker-compose.yml"
+COMPOSE_SERVICE = "hsi-ai-server"
 ROOT_PYPROJECT = "pyproject.toml"
 CLIENT_PYPROJECT = "client/pyproject.toml"
 CLIENT_DIST = "hsi-client"
@@ -90,6 +93,10 @@ def versions(root: Path) -> tuple[dict[str, str], list[str]]:
         (CLIENT_INIT, module_version),
         (MANIFEST, lambda p: load_json(p)["version"]),
         (ADDON_CONFIG, lambda p: load_yaml(p)["version"]),
+        (
+            COMPOSE,
+            lambda p: load_yaml(p)["services"][COMPOSE_SERVICE]["build"]["args"]["BUILD_VERSION"],
+        ),
     ]
     # A static `version` in a pyproject (instead of the dynamic attr) is one more place.
     for pyproject in (ROOT_PYPROJECT, CLIENT_PYPROJECT):

@@ -33,6 +33,7 @@ FILES = [
     cv.CLIENT_INIT,
     cv.MANIFEST,
     cv.ADDON_CONFIG,
+    cv.COMPOSE,
     cv.ROOT_PYPROJECT,
     cv.CLIENT_PYPROJECT,
 ]
@@ -58,7 +59,13 @@ def test_repository_versions_agree() -> None:
     assert errors == []
     assert version == current_version()
     found, _ = cv.versions(ROOT)
-    assert set(found) == {cv.SERVER_INIT, cv.CLIENT_INIT, cv.MANIFEST, cv.ADDON_CONFIG}
+    assert set(found) == {
+        cv.SERVER_INIT,
+        cv.CLIENT_INIT,
+        cv.MANIFEST,
+        cv.ADDON_CONFIG,
+        cv.COMPOSE,
+    }
     # What the release workflow runs for this version's tag.
     assert cv.check(ROOT, f"v{version}") == (version, [])
 
@@ -86,7 +93,9 @@ def replace(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-@pytest.mark.parametrize("rel", [cv.SERVER_INIT, cv.CLIENT_INIT, cv.MANIFEST, cv.ADDON_CONFIG])
+@pytest.mark.parametrize(
+    "rel", [cv.SERVER_INIT, cv.CLIENT_INIT, cv.MANIFEST, cv.ADDON_CONFIG, cv.COMPOSE]
+)
 def test_one_version_bumped_is_named(repo: Path, rel: str) -> None:
     version = current_version()
     replace(repo / rel, f'"{version}"', '"9.9.9"')
@@ -96,7 +105,7 @@ def test_one_version_bumped_is_named(repo: Path, rel: str) -> None:
     assert cv.main(["--root", str(repo)]) == 1
     # Against a tag, the tag's version is the one that counts.
     _, errors = cv.check(repo, "v9.9.9")
-    assert len(errors) == 5  # three files + the two hsi-client pins
+    assert len(errors) == 6  # the four other files + the two hsi-client pins
     assert not any(e.startswith(f"{rel}: version") for e in errors)
 
 
@@ -108,6 +117,7 @@ def test_tag_must_match(repo: Path) -> None:
         cv.CLIENT_INIT,
         cv.MANIFEST,
         cv.ADDON_CONFIG,
+        cv.COMPOSE,
         cv.ROOT_PYPROJECT,
     }
     assert cv.check(repo, "release-1")[1] == ["tag 'release-1' is not a release tag vX.Y.Z"]
