@@ -4,7 +4,6 @@ the middlewares for errors, auth, limits and metrics."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import ssl
@@ -93,22 +92,21 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
         torch.set_num_threads(settings.torch_threads)
     batchers.start()
-    app[PRELOAD_TASK] = asyncio.create_task(
-        _preload(registry, settings.preload), name="preload-models"
-    )
+    app[PRELOAD_TASK] = asyncio.create_task(_preload(registry, settings), name="preload-models")
     yield
     await cancel_and_wait(app[PRELOAD_TASK])
     await batchers.close()
     await registry.close()
 
 
-async def _preload(registry: ModelRegistry, names: tuple[str, ...]) -> None:
-    for name in names:
+async def _preload(registry: ModelRegistry, settings: Settings) -> None:
+    """First-start provisioning: download and load HSI_PRELOAD's models, then download the
+    others (HSI_DOWNLOAD_ALL); failures are recorded per model and /health reports them."""
+    for name in settings.preload:
         if name not in registry.names:
             _LOGGER.warning("HSI_PRELOAD names unknown model %r; known: %s", name, registry.names)
-            continue
-        with contextlib.suppress(ModelUnavailableError):  # recorded; /health reports it
-            await registry.load(name)
+    preload = [name for name in settings.preload if name in registry.names]
+    await registry.provision(preload, download_all=settings.download_all)
 
 
 def build_ssl_context(settings: Settings) -> ssl.SSLContext | None:

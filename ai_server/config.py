@@ -43,6 +43,9 @@ class Settings:
     profile: str = "default"
     device: str = "auto"
     cache_dir: Path = field(default_factory=_default_cache_dir)
+    models_dir: Path | None = None  # None: cache_dir / "models"
+    offline: bool = False
+    download_all: bool = True
     detector_path: str | None = None
     confidence: float = 0.5
     classes: tuple[str, ...] | None = DETECTOR_DEFAULT_CLASSES
@@ -259,7 +262,22 @@ SPECS: tuple[SettingSpec, ...] = (
         "model profile: default, tiny, or scripted (tests only: docs/server.md)",
     ),
     SettingSpec("device", "HSI_DEVICE", _device, "auto, cpu, cuda or cuda:N"),
-    SettingSpec("cache_dir", "HSI_CACHE_DIR", _path, "where built tiny models are cached"),
+    SettingSpec(
+        "cache_dir", "HSI_CACHE_DIR", _path, "cache: tiny models, downloaded ones by default"
+    ),
+    SettingSpec(
+        "models_dir",
+        "HSI_MODELS_DIR",
+        _opt_path,
+        "where models from the hub are downloaded (default: HSI_CACHE_DIR/models)",
+    ),
+    SettingSpec("offline", "HSI_OFFLINE", _bool, "never download: local model folders only"),
+    SettingSpec(
+        "download_all",
+        "HSI_DOWNLOAD_ALL",
+        _bool,
+        "download every model at start (false: HSI_PRELOAD's, others on first use)",
+    ),
     SettingSpec("detector_path", "RTDETR_MODEL_PATH", _opt_str, "detector folder or hub id"),
     SettingSpec("confidence", "RTDETR_CONFIDENCE", _float_range(0, 1), "detection threshold"),
     SettingSpec("classes", "HSI_DETECTOR_CLASSES", _classes, 'reported classes, or "all"'),

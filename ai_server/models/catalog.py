@@ -2,12 +2,16 @@
 
 A model's source is, in order: its setting (e.g. `RTDETR_MODEL_PATH`), else the active profile's
 default: a hub id for `default`, a random-weight build under `HSI_CACHE_DIR/tiny` for `tiny`
-(built on first use, then reused). The `scripted` profile (tests only) has models of its own that
-answer what scene frames say (`models/scripted.py`) and no LLM; model settings do not apply.
+(built on first use, then reused). A hub id is downloaded into the models folder
+(`HSI_MODELS_DIR`, `models/hub.py`) before the first load, and loaded from there; the spec's
+`weights` tell the registry what to fetch. The `scripted` profile (tests only) has models of its
+own that answer what scene frames say (`models/scripted.py`) and no LLM; model settings do not
+apply.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Settings
@@ -15,7 +19,16 @@ from ..runtime.devices import DeviceInfo
 from ..runtime.registry import ModelSpec
 from . import clip, tiny, vlm
 from .detector import DEFAULT_CPU_MODEL, DEFAULT_GPU_MODEL, Detector
-from .llm import DEFAULT_REPO, LlamaCppLLM, LLMBackend, RemoteLLM
+from .hub import (
+    HubWeights,
+    ModelStore,
+    Select,
+    gguf_file,
+    hub_id,
+    open_clip_files,
+    transformers_files,
+)
+from .llm import DEFAULT_FILE, DEFAULT_QUANT, DEFAULT_REPO, LlamaCppLLM, LLMBackend, RemoteLLM
 
 
 def tiny_source(settings: Settings, name: str) -> str:
@@ -77,7 +90,38 @@ def llm_source(settings: Settings) -> str:
     return DEFAULT_REPO
 
 
-def build_llm(settings: Settings, device: DeviceInfo) -> LLMBackend:
+def hub_weights(
+    store: ModelStore,
+    settings: Settings,
+    name: str,
+    configured: str | None,
+    default: str,
+    *,
+    setting: str,
+    select: Select,
+) -> HubWeights | None:
+    """What model `name` downloads when its source (the setting, else the default profile's
+    model) is a hub id; None for a local folder and for the tiny profile's builds."""
+    value = configured or (None if settings.profile == "tiny" else default)
+    found = hub_id(value) if value else None
+    if found is None:
+        return None
+    repo, file = found
+    if name == LLMBackend.name:
+        file = file or (DEFAULT_FILE if repo == DEFAULT_REPO else None)
+        select = gguf_file(file, DEFAULT_QUANT)
+    return store.weights(repo, model=name, setting=setting, select=select, file=file)
+
+
+def _local(weights: HubWeights | None, source: Callable[[], str]) -> str:
+    """The loader's source: the downloaded folder (or file) of a hub model, else `source()`
+    (called in the load thread: it may build a tiny model)."""
+    return str(weights.path) if weights is not None else source()
+
+
+def build_llm(
+    settings: Settings, device: DeviceInfo, weights: HubWeights | None = None
+) -> LLMBackend:
     """HSI_LLM_URL moves the LLM to an OpenAI-compatible server; otherwise it runs in process."""
     if settings.llm_url:
         return RemoteLLM(
@@ -88,7 +132,7 @@ def build_llm(settings: Settings, device: DeviceInfo) -> LLMBackend:
             timeout=settings.llm_timeout,
         )
     return LlamaCppLLM(
-        llm_source(settings),
+        _local(weights, lambda: llm_source(settings)),
         context_size=settings.llm_context_size,
         gpu_layers=settings.llm_gpu_layers,
         slots=settings.llm_slots,
@@ -104,35 +148,82 @@ def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
         from . import scripted
 
         return scripted.build_specs()
+    store = ModelStore.from_settings(settings)
+    gpu = device.is_cuda
+    detector_w = hub_weights(
+        store,
+        settings,
+        Detector.name,
+        settings.detector_path,
+        DEFAULT_GPU_MODEL if gpu else DEFAULT_CPU_MODEL,
+        setting="RTDETR_MODEL_PATH",
+        select=transformers_files,
+    )
+    clip_w = hub_weights(
+        store,
+        settings,
+        clip.Clip.name,
+        settings.clip_path,
+        clip.DEFAULT_MODEL,
+        setting="CLIP_MODEL_PATH",
+        select=open_clip_files,
+    )
+    florence_w = hub_weights(
+        store,
+        settings,
+        vlm.Florence.name,
+        settings.florence_path,
+        vlm.DEFAULT_GPU_MODEL if gpu else vlm.DEFAULT_CPU_MODEL,
+        setting="FLORENCE_MODEL_PATH",
+        select=transformers_files,
+    )
+    llm_w = None
+    if not settings.llm_url:
+        llm_w = hub_weights(
+            store,
+            settings,
+            LLMBackend.name,
+            settings.llm_path,
+            DEFAULT_REPO,
+            setting="NEMOTRON_MODEL_PATH",
+            select=gguf_file(None, DEFAULT_QUANT),
+        )
     return [
         ModelSpec(
             Detector.name,
-            lambda: Detector(detector_source(settings, device), device),
+            lambda: Detector(
+                _local(detector_w, lambda: detector_source(settings, device)),
+                device,
+            ),
             priority=100,
             optional=False,
+            weights=detector_w,
         ),
         ModelSpec(
             clip.Clip.name,
-            lambda: clip.Clip(clip_source(settings), device),
+            lambda: clip.Clip(_local(clip_w, lambda: clip_source(settings)), device),
             priority=80,  # small, and used per detection (re-identification)
             size_gb=_size_gb(settings, device, 151e6, 0.0062),  # ViT-B/32
+            weights=clip_w,
         ),
         ModelSpec(
             vlm.Florence.name,
             lambda: vlm.Florence(
-                florence_source(settings, device),
+                _local(florence_w, lambda: florence_source(settings, device)),
                 device,
                 max_new_tokens=settings.florence_max_new_tokens,
                 num_beams=settings.florence_num_beams,
             ),
             priority=60,
-            size_gb=_size_gb(settings, device, 777e6 if device.is_cuda else 232e6, 0.0005),
+            size_gb=_size_gb(settings, device, 777e6 if gpu else 232e6, 0.0005),
+            weights=florence_w,
         ),
         # Largest and least urgent: evicted first; /analyze falls back to rules without it.
         ModelSpec(
             LLMBackend.name,
-            lambda: build_llm(settings, device),
+            lambda: build_llm(settings, device, llm_w),
             priority=40,
             size_gb=_llm_size_gb(settings, device),
+            weights=llm_w,
         ),
     ]

@@ -1,4 +1,5 @@
-"""GET /health: liveness and readiness in the original shape (no auth)."""
+"""GET /health: liveness and readiness in the original shape (no auth), plus the progress of
+model downloads (`models.<name>.state` and `.progress`, `downloading`)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ routes = web.RouteTableDef()
 
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    models = request.app[REGISTRY].status()
+    registry = request.app[REGISTRY]
+    models = registry.status()
     detector = models.get(Detector.name, {})
     failed = sorted(name for name, entry in models.items() if entry["status"] == "error")
+    downloading = sorted(name for name, e in models.items() if e.get("state") == "downloading")
     if failed:
         status = "degraded"  # up and answering, but a model failed to load: see models.*.error
-    elif detector.get("status") == "loading":
-        status = "loading"
+    elif registry.provisioning or downloading or detector.get("status") == "loading":
+        status = "loading"  # models are being downloaded or loaded: see models.*.state
     else:
         status = "healthy"
     return web.json_response(
@@ -33,6 +36,7 @@ async def health(request: web.Request) -> web.Response:
             "vram_used_gb": cuda_memory_used_gb(),
             "models": models,
             "failed_models": failed,
+            "downloading": downloading,
             "version": __version__,
         }
     )

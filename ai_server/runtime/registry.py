@@ -5,6 +5,13 @@ keeps answering /health while weights load. Each model has its own lock, so conc
 requests trigger one load, not several. A load failure is remembered and reported (the server
 stays up, /health says `degraded`), and a later request retries it.
 
+Weights that must be downloaded first (a spec's `weights`, see `models/hub.py`) are fetched by
+one background task per model, never by a request: at start (`provision`), or when a request
+finds them missing; meanwhile requests get `ModelUnavailableError` (503) at once instead of
+waiting minutes. A failed download is retried by a request after `FETCH_RETRY_S`. Each model
+reports a `state` for /health: `pending` (weights not here yet), `downloading` (with
+`progress`), `loading`, `ready` (loaded, or loadable without a download) or `error`.
+
 Residency: with a memory budget (`HSI_MAX_VRAM_GB` on GPU, `HSI_MAX_RAM_GB` on CPU) a load first
 makes room by evicting resident models of lower or equal priority, least recently used first;
 models held by a request in flight (`use`) are never evicted. Sizes are each spec's estimate
@@ -23,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from ..models.base import Model, ModelLoadError
+from ..models.base import DownloadProgress, Model, ModelLoadError, Weights
 from .tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,6 +38,8 @@ _LOGGER = logging.getLogger(__name__)
 M = TypeVar("M")
 GIB = 2**30
 Status = Literal["unloaded", "loading", "loaded", "error"]
+State = Literal["pending", "downloading", "loading", "ready", "error"]
+FETCH_RETRY_S = 60.0  # a request restarts a failed download at most this often
 
 
 class ModelUnavailableError(Exception):
@@ -51,6 +60,7 @@ class ModelSpec:
     priority: int = 50
     optional: bool = True
     size_gb: float = 0.0  # estimated resident size, used until the model has loaded once
+    weights: Weights | None = None  # files to download before the first load; None: local
 
 
 @runtime_checkable
@@ -70,6 +80,23 @@ class _Slot:
     size_bytes: int | None = None  # measured at the last load
     users: int = 0  # requests holding the model: never evicted while > 0
     evictions: int = 0
+    fetch_task: asyncio.Task[None] | None = None
+    progress: DownloadProgress | None = None  # of the running download
+    fetch_failed_at: float | None = None  # monotonic time of the last failed download
+
+    @property
+    def downloading(self) -> bool:
+        return self.fetch_task is not None and not self.fetch_task.done()
+
+    @property
+    def state(self) -> State:
+        if self.downloading:
+            return "downloading"
+        if self.status in ("error", "loading"):
+            return self.status
+        if self.status == "unloaded" and self.spec.weights and not self.spec.weights.present():
+            return "pending"
+        return "ready"
 
     @property
     def estimate(self) -> int:
@@ -97,6 +124,7 @@ class ModelRegistry:
         self.idle_timeout_s = idle_timeout_s
         self._budget_lock = asyncio.Lock()  # one make-room-then-load at a time
         self._reaper: asyncio.Task[None] | None = None
+        self.provisioning = False  # `provision` is running: /health says `loading`
 
     @property
     def names(self) -> list[str]:
@@ -134,8 +162,97 @@ class ModelRegistry:
             slot.users -= 1
             slot.last_used = time.time()
 
+    async def provision(self, preload: Iterable[str], *, download_all: bool) -> None:
+        """At start: download and load each `preload` model in turn, then (with `download_all`)
+        download every other model's weights, highest priority first, without loading them.
+
+        Failures are recorded per model (status `error`) and do not stop the others.
+        """
+        first = list(preload)
+        self.provisioning = True
+        self._changed()
+        try:
+            for name in first:
+                with contextlib.suppress(ModelUnavailableError):
+                    await self.fetch(name)
+                    await self.load(name)
+            if download_all:
+                rest = [s for s in self._slots.values() if s.spec.name not in first]
+                for slot in sorted(rest, key=lambda s: -s.spec.priority):
+                    with contextlib.suppress(ModelUnavailableError):
+                        await self.fetch(slot.spec.name)
+        finally:
+            self.provisioning = False
+            self._changed()
+
+    async def fetch(self, name: str) -> None:
+        """Download the model's weights unless they are here; one download per model at a time
+        (a caller arriving meanwhile waits for the same one)."""
+        slot = self._slot(name)
+        task = self._start_fetch(slot)
+        if task is None:
+            return
+        await task
+        if slot.status == "error":
+            raise ModelUnavailableError(name, slot.error or "download failed")
+
+    def _start_fetch(self, slot: _Slot) -> asyncio.Task[None] | None:
+        weights = slot.spec.weights
+        if weights is None or weights.present():
+            return None
+        if slot.fetch_task is None or slot.fetch_task.done():
+            slot.fetch_task = asyncio.create_task(
+                self._fetch(slot, weights), name=f"fetch-{slot.spec.name}"
+            )
+        return slot.fetch_task
+
+    async def _fetch(self, slot: _Slot, weights: Weights) -> None:
+        """The download task: records the outcome in the slot, never raises (but cancelled)."""
+        name = slot.spec.name
+        slot.status, slot.error = "loading", None
+        slot.progress = DownloadProgress()
+        self._changed()
+        try:
+            await weights.fetch(slot.progress)
+        except asyncio.CancelledError:
+            slot.status = "unloaded"
+            raise
+        except Exception as err:
+            slot.status, slot.error = "error", _reason(err)
+            slot.fetch_failed_at = time.monotonic()
+            log = _LOGGER.warning if slot.spec.optional else _LOGGER.error
+            if isinstance(err, ModelLoadError):  # its message names the model and the cause
+                log("%s", slot.error)
+            else:
+                log("could not download %s: %s", name, slot.error)
+        else:
+            slot.status, slot.fetch_failed_at = "unloaded", None
+        finally:
+            slot.progress = None
+            self._changed()
+
+    def _require_weights(self, slot: _Slot) -> None:
+        """Raise at once while the weights are not here, starting their download if none runs
+        (a failed one again after FETCH_RETRY_S)."""
+        weights = slot.spec.weights
+        if weights is None or weights.present():
+            return
+        failed_at = slot.fetch_failed_at
+        if not slot.downloading and (
+            failed_at is None or time.monotonic() - failed_at >= FETCH_RETRY_S
+        ):
+            self._start_fetch(slot)
+        if not slot.downloading and slot.error:
+            raise ModelUnavailableError(slot.spec.name, slot.error)
+        done = slot.progress.percent if slot.progress else None
+        where = f", {done} %" if done is not None else ""
+        raise ModelUnavailableError(
+            slot.spec.name, f"its weights are downloading ({weights.source}{where}); retry later"
+        )
+
     async def load(self, name: str) -> None:
         slot = self._slot(name)
+        self._require_weights(slot)
         async with slot.lock:
             if slot.model is not None:
                 return
@@ -276,7 +393,7 @@ class ModelRegistry:
 
     async def close(self) -> None:
         reaper, self._reaper = self._reaper, None
-        await cancel_and_wait(reaper)
+        await cancel_and_wait(reaper, *(slot.fetch_task for slot in self._slots.values()))
         for name in self.names:
             await self.unload(name)
 
@@ -287,6 +404,7 @@ class ModelRegistry:
             entry: dict[str, Any] = {
                 "loaded": slot.model is not None,
                 "status": slot.status,
+                "state": slot.state,
                 "priority": slot.spec.priority,
                 "optional": slot.spec.optional,
                 "size_gb": round(slot.estimate / GIB, 4),
@@ -302,6 +420,10 @@ class ModelRegistry:
                 entry["last_used"] = slot.last_used
             if slot.error:
                 entry["error"] = slot.error
+            if slot.progress is not None:
+                entry["progress"] = slot.progress.as_dict()
+            if slot.spec.weights is not None and slot.model is None:
+                entry.setdefault("source", slot.spec.weights.source)
             report[name] = entry
         return report
 

@@ -14,6 +14,7 @@ from hsi_client import (
     CameraInfo,
     Detection,
     DetectResult,
+    DownloadProgress,
     EmbedResult,
     EventContext,
     EventMetadata,
@@ -92,7 +93,104 @@ def test_health_is_lenient() -> None:
 def test_model_status_details() -> None:
     """Everything beyond name, loaded and device is kept as details."""
     model = ModelStatus.from_dict("clip", {"name": "x", "loaded": True, "device": "cuda", "b": 8})
-    assert model == ModelStatus("clip", True, "cuda", {"b": 8})
+    assert model == ModelStatus("clip", True, "cuda", {"b": 8}, state="ready")
+
+
+# A server on its first start: the detector downloads, the LLM waits, CLIP failed.
+PROVISIONING: dict[str, Any] = {
+    "status": "loading",
+    "model_loaded": False,
+    "models": {
+        "detector": {
+            "loaded": False,
+            "status": "loading",
+            "state": "downloading",
+            "progress": {
+                "bytes": 40_000_000,
+                "total": 80_000_000,
+                "percent": 50.0,
+                "rate_bps": 4_000_000,
+                "eta_s": 10.0,
+                "file": "model.safetensors",
+            },
+        },
+        "llm": {"loaded": False, "status": "unloaded", "state": "pending"},
+        "clip": {"loaded": False, "status": "error", "state": "error", "error": "HTTP 404"},
+        "florence": {"loaded": True, "status": "loaded", "state": "ready"},
+    },
+    "downloading": ["detector"],
+}
+
+
+def test_health_while_provisioning() -> None:
+    """The new fields of a server that downloads its models: state, progress, errors."""
+    health = Health.from_dict(PROVISIONING)
+    assert health.loading is True
+    detector = health.models["detector"]
+    assert detector.state == "downloading"
+    assert detector.progress == DownloadProgress(
+        40_000_000, 80_000_000, 50.0, 4_000_000, 10.0, "model.safetensors"
+    )
+    assert (health.models["llm"].state, health.models["llm"].progress) == ("pending", None)
+    assert health.models["clip"].error == "HTTP 404"
+    assert health.downloading == ["detector"]
+    assert health.errors == {"clip": "HTTP 404"}
+    assert health.download_percent == 50.0
+    assert health.models["detector"].details["state"] == "downloading"  # still in the details
+
+
+def test_download_percent_over_several_downloads() -> None:
+    both = {
+        "status": "loading",
+        "models": {
+            "a": {"state": "downloading", "progress": {"bytes": 30, "total": 100}},
+            "b": {"state": "downloading", "progress": {"bytes": 500, "total": 300}},
+            "c": {"state": "downloading", "progress": {"bytes": 5}},  # size not known yet
+            "d": {"state": "downloading"},
+        },
+    }
+    health = Health.from_dict(both)
+    assert health.download_percent == round(100 * (30 + 300) / 400, 1)
+    assert health.models["a"].progress == DownloadProgress(30, 100, 30.0)
+    assert health.models["c"].progress == DownloadProgress(5)
+    starting = {"status": "loading", "models": {"a": {"state": "downloading"}}}
+    assert Health.from_dict(starting).download_percent is None
+    assert Health.from_dict({"status": "healthy"}).download_percent is None
+
+
+def test_progress_is_lenient() -> None:
+    progress = DownloadProgress.from_dict(
+        {"bytes": "12", "total": "nan", "percent": None, "rate_bps": "fast", "file": 3}
+    )
+    assert progress == DownloadProgress(12)
+
+
+def test_state_of_an_older_server() -> None:
+    """A server without `state`: derived from its residency status; errors without a message."""
+    health = Health.from_dict(
+        {
+            "status": "degraded",
+            "models": {
+                "a": {"loaded": True, "status": "loaded"},
+                "b": {"status": "loading"},
+                "c": {"status": "error"},
+                "d": {"status": "unloaded"},
+                "e": {"state": 7},
+                "f": {"loaded": True},
+            },
+        }
+    )
+    states = {name: model.state for name, model in health.models.items()}
+    assert states == {
+        "a": "ready",
+        "b": "loading",
+        "c": "error",
+        "d": None,
+        "e": None,
+        "f": "ready",
+    }
+    assert health.errors == {"c": "failed"}
+    assert (health.loading, health.downloading) == (False, [])
 
 
 def test_analyzed_object() -> None:

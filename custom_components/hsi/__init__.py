@@ -61,6 +61,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
             translation_key="server_unreachable",
             translation_placeholders={"error": str(err)},
         ) from err
+    coordinator.note_health(health)  # a server still loading its models is no failure
     coordinator.async_set_updated_data(ServerStatus(health, client.last_latency_ms))
 
     options = PipelineOptions.from_entry(entry)

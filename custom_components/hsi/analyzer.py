@@ -81,7 +81,14 @@ class Analyzer:
     # Server health -------------------------------------------------------------------------
 
     def server_failed(self, err: HsiError) -> None:
-        """A call failed: reauth on a refused key, poll the server soon, log once."""
+        """A call failed: reauth on a refused key, poll the server soon, log once.
+
+        A server still downloading or loading its models answers 503 on purpose: that is
+        logged at debug level only and counts as no failure.
+        """
+        if isinstance(err, HsiResponseError) and err.transient and self.coordinator.loading:
+            LOGGER.debug("HSI server %s is still loading its models: %s", self.client.url, err)
+            return
         if isinstance(err, HsiAuthError):
             self.entry.async_start_reauth(self.hass)
         if not self._failing:

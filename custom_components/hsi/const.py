@@ -13,8 +13,9 @@ DEFAULT_PORT: Final = 8090
 DEFAULT_URL: Final = f"http://127.0.0.1:{DEFAULT_PORT}"
 ADDON_SLUG: Final = "hsi_ai_server"
 
-# Server status polling.
+# Server status polling; more often while the server downloads or loads its models.
 SCAN_INTERVAL: Final = timedelta(seconds=30)
+LOADING_SCAN_INTERVAL: Final = timedelta(seconds=10)
 # Raise a repair issue once the server has been unreachable this long.
 REPAIR_GRACE_PERIOD: Final = timedelta(minutes=5)
 

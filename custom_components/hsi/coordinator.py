@@ -14,10 +14,11 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LOGGER, REPAIR_GRACE_PERIOD, SCAN_INTERVAL
+from .const import DOMAIN, LOADING_SCAN_INTERVAL, LOGGER, REPAIR_GRACE_PERIOD, SCAN_INTERVAL
 from .models import SecurityEvent
 
 ISSUE_UNREACHABLE = "server_unreachable"
+ISSUE_MODEL_ERROR = "model_error"
 MAX_BACKOFF = timedelta(minutes=5)
 
 
@@ -30,7 +31,13 @@ class ServerStatus:
 
 
 class HsiServerCoordinator(DataUpdateCoordinator[ServerStatus]):
-    """Poll the server's health; own the "server unreachable" repair issue."""
+    """Poll the server's health; own the repair issues "server unreachable" (after the grace
+    period) and "model error" (a model the server could not download or load).
+
+    A server that is still downloading or loading its models (status `loading`, its first
+    start) answers: that is no failure. It is polled more often meanwhile, so the progress the
+    entities show stays current.
+    """
 
     config_entry: ConfigEntry
 
@@ -51,6 +58,16 @@ class HsiServerCoordinator(DataUpdateCoordinator[ServerStatus]):
         """Repair issue id of this entry."""
         return f"{ISSUE_UNREACHABLE}_{self.config_entry.entry_id}"
 
+    @property
+    def model_issue_id(self) -> str:
+        """Repair issue id of this entry's failed models."""
+        return f"{ISSUE_MODEL_ERROR}_{self.config_entry.entry_id}"
+
+    @property
+    def loading(self) -> bool:
+        """The server answered that it is still downloading or loading its models."""
+        return self.data is not None and self.data.health.loading
+
     async def _async_update_data(self) -> ServerStatus:
         try:
             health = await self.client.health()
@@ -63,7 +80,7 @@ class HsiServerCoordinator(DataUpdateCoordinator[ServerStatus]):
                 translation_key="server_unreachable",
                 translation_placeholders={"error": str(err)},
             ) from err
-        self._note_success()
+        self._note_success(health)
         return ServerStatus(health=health, latency_ms=self.client.last_latency_ms)
 
     def _note_failure(self) -> None:
@@ -88,12 +105,35 @@ class HsiServerCoordinator(DataUpdateCoordinator[ServerStatus]):
                 },
             )
 
-    def _note_success(self) -> None:
+    def _note_success(self, health: Health) -> None:
         if self.down_since is not None:
             LOGGER.info("HSI server %s is reachable again", self.client.url)
         self.down_since = None
-        self.update_interval = SCAN_INTERVAL
         ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+        self.note_health(health)
+
+    def note_health(self, health: Health) -> None:
+        """Follow an answer of the server: poll faster while it loads its models; raise the
+        "model error" issue while a model is in `error`, remove it otherwise."""
+        self.update_interval = LOADING_SCAN_INTERVAL if health.loading else SCAN_INTERVAL
+        errors = health.errors
+        if not errors:
+            ir.async_delete_issue(self.hass, DOMAIN, self.model_issue_id)
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self.model_issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_MODEL_ERROR,
+            translation_placeholders={
+                "url": str(self.client.url),
+                "models": ", ".join(errors),
+                "errors": "\n".join(f"- {name}: {error}" for name, error in errors.items()),
+            },
+        )
 
     def note_pipeline_failure(self) -> None:
         """A pipeline call failed: poll soon instead of waiting for the next interval."""

@@ -1,4 +1,5 @@
-"""Sensors: risk, last event and object counts per camera; latency and models of the server."""
+"""Sensors: risk, last event and object counts per camera; status (with the progress of model
+downloads), latency and models of the server."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import EntityCategory, UnitOfTime
+from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
@@ -25,6 +26,8 @@ from .models import HsiConfigEntry
 
 PARALLEL_UPDATES = 0
 MAX_STATE_LENGTH = 255
+# The server's /health status: `loading` while it downloads or loads its models (first start).
+SERVER_STATUSES = ["healthy", "loading", "degraded"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +67,32 @@ def _last_event_attrs(state: CameraState) -> dict[str, Any] | None:
     }
 
 
+def _server_status_attrs(status: ServerStatus) -> dict[str, Any]:
+    """Each model's state, what downloads and how far, and the errors of failed models."""
+    health = status.health
+    return {
+        "models": {name: model.state for name, model in sorted(health.models.items())},
+        "downloading": health.downloading,
+        "download_percent": health.download_percent,
+        "errors": health.errors,
+        "version": health.version,
+    }
+
+
+def _download_attrs(status: ServerStatus) -> dict[str, Any]:
+    """The running downloads, one entry per model."""
+    return {
+        name: {
+            "bytes": progress.bytes,
+            "total": progress.total,
+            "rate_bps": progress.rate_bps,
+            "eta_s": progress.eta_s,
+        }
+        for name, model in sorted(status.health.models.items())
+        if model.state == "downloading" and (progress := model.progress) is not None
+    }
+
+
 CAMERA_SENSORS: tuple[HsiCameraSensorDescription, ...] = (
     HsiCameraSensorDescription(
         key="risk_score",
@@ -96,6 +125,23 @@ CAMERA_SENSORS: tuple[HsiCameraSensorDescription, ...] = (
 )
 
 SERVER_SENSORS: tuple[HsiServerSensorDescription, ...] = (
+    HsiServerSensorDescription(
+        key="server_status",
+        translation_key="server_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=SERVER_STATUSES,
+        value_fn=lambda s: s.health.status if s.health.status in SERVER_STATUSES else None,
+        attrs_fn=_server_status_attrs,
+    ),
+    HsiServerSensorDescription(
+        key="download_progress",
+        translation_key="download_progress",
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.health.download_percent,
+        attrs_fn=_download_attrs,
+    ),
     HsiServerSensorDescription(
         key="latency",
         translation_key="latency",

@@ -19,6 +19,9 @@ from PIL import Image
 from ai_server.app import create_app
 from ai_server.config import Settings, load_settings
 from ai_server.keys import PRELOAD_TASK
+from ai_server.models import hub, tiny
+
+from .fakehub import FakeHub
 
 MakeSettings = Callable[..., Settings]
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
@@ -65,6 +68,33 @@ async def client(
     make_client: MakeClient,
 ) -> TestClient[web.Request, web.Application]:
     return await make_client()
+
+
+TINY_DETECTOR_REPO = "hsi-test/tiny-detector"
+TINY_LLM_REPO = "hsi-test/tiny-llm"
+
+
+@pytest.fixture
+async def fake_hub(
+    aiohttp_server: Callable[..., Awaitable[Any]],
+    model_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> FakeHub:
+    """A model hub on 127.0.0.1 (tests/ai_server/fakehub.py) serving the tiny detector and LLM as
+    hub repositories; HF_ENDPOINT points at it, the network is allowed (no HF_HUB_OFFLINE), and
+    the downloader logs every progress step and retries at once."""
+    built = tiny.make_tiny_models(model_cache / "tiny", ["detector", "llm"])
+    fake = FakeHub()
+    fake.add_folder(TINY_DETECTOR_REPO, built["detector"])
+    fake.add_folder(TINY_LLM_REPO, built["llm"])
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("/")).rstrip("/")
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(hub, "LOG_INTERVAL_S", 0.0)
+    monkeypatch.setattr(hub, "RETRY_DELAY_S", 0.01)
+    return fake
 
 
 def image_bytes(

@@ -107,21 +107,82 @@ class DetectResult:
         )
 
 
+def _opt_number(value: Any) -> float | None:
+    number = as_float(value, math.nan)
+    return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadProgress:
+    """A model's weights downloading on the server (`/health` `models.<name>.progress`)."""
+
+    bytes: int
+    total: int | None = None
+    percent: float | None = None
+    rate_bps: float | None = None
+    eta_s: float | None = None
+    file: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Parse a progress entry; the percent is computed when only the sizes are sent."""
+        done = _count(data.get("bytes"), 0)
+        total = _opt_number(data.get("total"))
+        percent = _opt_number(data.get("percent"))
+        if percent is None and total:
+            percent = round(100.0 * done / total, 1)
+        file = data.get("file")
+        return cls(
+            bytes=done,
+            total=None if total is None else int(total),
+            percent=percent,
+            rate_bps=_opt_number(data.get("rate_bps")),
+            eta_s=_opt_number(data.get("eta_s")),
+            file=file if isinstance(file, str) else None,
+        )
+
+
+# The provisioning state of a server that predates `state`, from its residency `status` (or,
+# without one, from `loaded`).
+_STATE_OF_STATUS = {"loaded": "ready", "loading": "loading", "error": "error"}
+
+
 @dataclass(frozen=True, slots=True)
 class ModelStatus:
-    """One model as the server reports it."""
+    """One model as the server reports it.
+
+    `state` is the model's provisioning: `pending` (weights not on the server yet),
+    `downloading` (see `progress`), `loading`, `ready` or `error` (see `error`).
+    """
 
     name: str
     loaded: bool
     device: str | None
     details: dict[str, Any] = field(default_factory=dict)
+    state: str | None = None
+    error: str | None = None
+    progress: DownloadProgress | None = None
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> Self:
         """Parse one model entry."""
         details = {k: v for k, v in data.items() if k not in ("name", "loaded", "device")}
+        loaded = bool(data.get("loaded"))
+        state = data.get("state")
+        if not isinstance(state, str):
+            state = _STATE_OF_STATUS.get(str(data.get("status"))) or ("ready" if loaded else None)
+        error = data.get("error")
+        progress = data.get("progress")
+        if isinstance(progress, Mapping):
+            progress = DownloadProgress.from_dict(progress)
         return cls(
-            name=name, loaded=bool(data.get("loaded")), device=data.get("device"), details=details
+            name=name,
+            loaded=loaded,
+            device=data.get("device"),
+            details=details,
+            state=state,
+            error=str(error) if error else None,
+            progress=progress if isinstance(progress, DownloadProgress) else None,
         )
 
 
@@ -161,6 +222,38 @@ class Health:
     def models_loaded(self) -> list[str]:
         """Names of the resident models."""
         return sorted(name for name, model in self.models.items() if model.loaded)
+
+    @property
+    def loading(self) -> bool:
+        """The server is downloading or loading its models (first start): not a failure."""
+        return self.status == "loading"
+
+    @property
+    def downloading(self) -> list[str]:
+        """Names of the models whose weights are downloading now."""
+        return sorted(name for name, model in self.models.items() if model.state == "downloading")
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Models in `error`, with the server's message (it names the cause)."""
+        return {
+            name: model.error or "failed"
+            for name, model in sorted(self.models.items())
+            if model.state == "error"
+        }
+
+    @property
+    def download_percent(self) -> float | None:
+        """How far the running downloads are, together (None when nothing downloads or no
+        size is known yet)."""
+        running = [
+            m.progress for m in self.models.values() if m.state == "downloading" and m.progress
+        ]
+        total = sum(p.total for p in running if p.total)
+        if not total:
+            return None
+        done = sum(min(p.bytes, p.total) for p in running if p.total)
+        return round(100.0 * done / total, 1)
 
 
 @dataclass(frozen=True, slots=True)
