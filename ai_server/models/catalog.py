@@ -139,7 +139,7 @@ def build_llm(
         threads=settings.llm_threads,
         prefix_cache=settings.llm_prefix_cache,
         max_queue=settings.queue_max,
-        use_gpu=settings.device != "cpu",  # llama.cpp may offload where torch cannot (Vulkan)
+        use_gpu=settings.device != "cpu",  # offload when llama.cpp has a GPU build (CUDA)
     )
 
 
