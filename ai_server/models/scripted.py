@@ -109,11 +109,13 @@ def scripted_detections(item: DetectRequest) -> list[Detection]:
     return found
 
 
-class ScriptedDetector(Detector):
-    """The detector of the scripted profile: reports the objects the scene frame lists."""
+class _Scripted:
+    """Load, unload and size of a scripted model: nothing to load, no memory, CPU only."""
+
+    name: str
 
     def __init__(self) -> None:
-        super().__init__(SOURCE, CPU)
+        super().__init__(SOURCE, CPU)  # type: ignore[call-arg]  # the model class beside it
         self._ready = False
 
     @property
@@ -126,6 +128,17 @@ class ScriptedDetector(Detector):
     def unload(self) -> None:
         self._ready = False
 
+    def memory_bytes(self) -> int:
+        return 0
+
+    def _check_loaded(self) -> None:
+        if not self._ready:
+            raise ModelLoadError(f"{self.name} is not loaded")
+
+
+class ScriptedDetector(_Scripted, Detector):
+    """The detector of the scripted profile: reports the objects the scene frame lists."""
+
     def info(self) -> dict[str, Any]:
         return {"source": SOURCE, "device": CPU.device, "profile": "scripted (tests only)"}
 
@@ -133,12 +146,8 @@ class ScriptedDetector(Detector):
     def labels(self) -> list[str]:
         return []  # any class a scene names
 
-    def memory_bytes(self) -> int:
-        return 0
-
     def detect(self, batch: list[DetectRequest]) -> list[list[Detection]]:
-        if not self._ready:
-            raise ModelLoadError("detector is not loaded")
+        self._check_loaded()
         return [scripted_detections(item) for item in batch]
 
 
@@ -194,32 +203,18 @@ def text_embedding(text: str) -> Vector:
     return _unit(_random_vector(_HALF, 2, _digest_seed(text.encode())))
 
 
-class ScriptedClip(Clip):
+class ScriptedClip(_Scripted, Clip):
     """CLIP of the scripted profile: one direction per identity colour, one per text."""
 
-    def __init__(self) -> None:
-        super().__init__(SOURCE, CPU)
-        self._ready = False
-
-    @property
-    def loaded(self) -> bool:
-        return self._ready
-
     def load(self) -> None:
-        self._dim, self._ready = EMBED_DIM, True
-
-    def unload(self) -> None:
-        self._ready = False
+        self._dim = EMBED_DIM
+        super().load()
 
     def info(self) -> dict[str, Any]:
         return {"source": SOURCE, "device": CPU.device, "dim": EMBED_DIM}
 
-    def memory_bytes(self) -> int:
-        return 0
-
     def embed(self, batch: Sequence[ClipItem]) -> list[Vector]:
-        if not self._ready:
-            raise ModelLoadError("CLIP is not loaded")
+        self._check_loaded()
         return [
             image_embedding(item.image)
             if item.image is not None
@@ -276,32 +271,14 @@ def scripted_answer(request: DescribeRequest) -> DescribeResult:
     return caption([best[0]])
 
 
-class ScriptedFlorence(Florence):
+class ScriptedFlorence(_Scripted, Florence):
     """Florence-2 of the scripted profile: template captions from the scene, no text."""
-
-    def __init__(self) -> None:
-        super().__init__(SOURCE, CPU)
-        self._ready = False
-
-    @property
-    def loaded(self) -> bool:
-        return self._ready
-
-    def load(self) -> None:
-        self._ready = True
-
-    def unload(self) -> None:
-        self._ready = False
 
     def info(self) -> dict[str, Any]:
         return {"source": SOURCE, "device": CPU.device}
 
-    def memory_bytes(self) -> int:
-        return 0
-
     def describe(self, batch: Sequence[DescribeRequest]) -> list[DescribeResult]:
-        if not self._ready:
-            raise ModelLoadError("Florence-2 is not loaded")
+        self._check_loaded()
         return [scripted_answer(item) for item in batch]
 
 
