@@ -285,18 +285,14 @@ def _server_uses_dri() -> bool:
     )
 
 
-def test_no_gpu_is_asked_for_that_no_runtime_uses() -> None:
-    if _server_uses_dri():
-        pytest.skip("an Intel/AMD GPU runtime exists: `video` may be requested")
+def test_gpu_access_is_asked_for_exactly_when_a_runtime_uses_it() -> None:
     cfg = config()
-    assert not cfg.get("video")
-    assert not [d for d in cfg.get("devices", []) if d.startswith("/dev/dri")]
+    asks = bool(cfg.get("video")) or any(d.startswith("/dev/dri") for d in cfg.get("devices", []))
+    assert asks == _server_uses_dri()
 
 
 def test_docs_promise_no_gpu_that_no_runtime_uses() -> None:
-    """Every paragraph that speaks of Intel/AMD GPUs says they are planned, not there."""
-    if _server_uses_dri():
-        pytest.skip("an Intel/AMD GPU runtime exists")
+    """Until a runtime uses them, every paragraph that speaks of Intel/AMD GPUs says planned."""
     texts = [
         ROOT / "README.md",
         ADDON / "DOCS.md",
@@ -308,7 +304,7 @@ def test_docs_promise_no_gpu_that_no_runtime_uses() -> None:
         for paragraph in re.split(r"\n\s*\n", path.read_text(encoding="utf-8")):
             if _GPU_CLAIM.search(paragraph) and not _SAYS_PLANNED.search(paragraph):
                 claims.append(f"{path.relative_to(ROOT)}: {paragraph.strip()[:120]}")
-    assert claims == []
+    assert _server_uses_dri() or claims == []
 
 
 # --- presentation ---------------------------------------------------------------------------
