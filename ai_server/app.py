@@ -39,7 +39,7 @@ from .runtime.tasks import cancel_and_wait
 _LOGGER = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/", "/health"})  # "/" is /health as a page for people
 ROUTE_GROUPS = (health, detect, models, metrics, analyze, llm, describe, embed, enrich)
 
 

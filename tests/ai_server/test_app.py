@@ -60,6 +60,23 @@ async def test_api_key_guards_every_endpoint_but_health(
             assert "s3cret" not in await response.text()
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert (await client.get("/health")).status == 200
+    assert (await client.get("/")).status == 200
+
+
+async def test_status_page_is_html_for_people(make_client: MakeClient) -> None:
+    """Home Assistant's "Visit" link opens "/": a page, not a 401 in JSON, with no key needed."""
+    client = await make_client(api_key="s3cret")
+    response = await client.get("/")
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    page = await response.text()
+    health = await (await client.get("/health")).json()
+    status = health["status"]
+    assert f'class="status {status}"' in page
+    assert f"version {health['version']}" in page
+    for name in health["models"]:
+        assert f"<td>{name}</td>" in page
+    assert "s3cret" not in page
 
 
 async def test_batch_sizes_are_per_model_on_cpu(client) -> None:
