@@ -23,7 +23,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
 HA_PORT ?= 8123
 
-.PHONY: scenes help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e lint demo demo-check demo-screenshot bench tiny-models docs clean \
+.PHONY: scenes help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e test-browser lint demo demo-check demo-screenshot bench tiny-models docs clean \
 	addon-check addon-wheels addon-constraints
 
 help:
@@ -106,7 +106,16 @@ test-ha-2026: $(HA_2026_STAMP) $(SERVER_STAMP)
 test-e2e: $(SERVER_STAMP) $(HA_DEMO_STAMP)
 	HSI_HA_PYTHON=$(HA_PY) $(SERVER_PY) -m pytest -q tests/e2e
 
-test: lint test-client test-server test-ha test-ha-2026 test-e2e
+test: lint test-client test-server test-ha test-ha-2026 test-e2e test-browser
+
+# tests/browser: the real frontend in Debian's chromium (playwright-core from npm) against the
+# demo stack (scripts/demo.py on free ports); screenshots and logs in tests/browser/artefacts/.
+test-browser: $(SERVER_STAMP) $(HA_DEMO_STAMP) tests/browser/node_modules/.package-lock.json
+	@test -x /usr/bin/chromium || { echo "chromium missing: apt-get update && apt-get install -y chromium"; exit 1; }
+	cd tests/browser && HSI_SERVER_PYTHON=$(SERVER_PY) HSI_HA_PYTHON=$(HA_PY) npm test
+
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
 
 demo: $(SERVER_STAMP) $(HA_DEMO_STAMP)
 	$(SERVER_PY) scripts/demo.py --server-port $(PORT) --ha-port $(HA_PORT) --ha-python $(HA_PY)

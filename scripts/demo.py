@@ -1,11 +1,20 @@
 """The main job, for real: the AI server and a real Home Assistant working together.
 
-Starts the AI server (tiny profile, a generated API key), writes a throwaway Home Assistant
-configuration (the demo camera, the HSI integration linked from this repository), starts Home
-Assistant, onboards it over HTTP, creates the HSI config entry and a camera subentry through the
-config-flow REST API, runs the `hsi.analyze` action on the demo camera and prints what came back.
-Then both keep running until Ctrl-C; with `--check` it exits 0 right after the first analysis
-(non-zero with a message otherwise), for tests and CI.
+Starts the AI server (its `scripted` profile, a generated API key), writes a throwaway Home
+Assistant configuration (the HSI integration linked from this repository, and the demo scene:
+scripts/demo_scene/hsi_demo, a camera whose snapshots are scene frames and a motion sensor that
+is on while the scene shows anything), starts Home Assistant, onboards it over HTTP, creates the
+HSI config entry and a camera subentry through the config-flow REST API, waits for the scene's
+visitor, runs the `hsi.analyze` action on the demo camera and prints what came back. Then both
+keep running until Ctrl-C, the scene looping (a visitor, a car, a cat; motion triggers the
+analyses, alerts land in the notification drawer); with `--check` it exits 0 right after the
+first analysis and its alert (non-zero with a message otherwise), for tests and CI.
+
+Why a scripted scene: the tiny profile's random-weight models make nonsense of any picture
+("wa wh ty ty sever..."), and a demo must never present that as an analysis. The scripted
+profile's models read what the scene frame says it shows; everything around them (HTTP, the
+pipeline, the rules scorer, the integration) is the real thing. Every frame is captioned as a
+scripted demo scene.
 
     .venv/server/bin/python scripts/demo.py            # what `make demo` runs
     .venv/server/bin/python scripts/demo.py --check    # what `make demo-check` runs
@@ -34,7 +43,9 @@ from typing import Any
 import aiohttp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CAMERA = "camera.demo_camera"
+SCENE = REPO_ROOT / "scripts" / "demo_scene" / "hsi_demo"
+CAMERA = "camera.demo_camera"  # the demo scene's camera
+MOTION = "binary_sensor.demo_motion"  # the demo scene's motion sensor
 USERNAME = "demo"
 PASSWORD = "demo-password"  # noqa: S105 - a throwaway local demo instance
 RESULT_PREFIX = "DEMO_RESULT "
@@ -63,8 +74,8 @@ history:
 logbook:
 search:
 system_health:
-# In 2025.4 `demo:` sets up every demo platform, camera.demo_camera among them.
-demo:
+# The media browser (HSI's media source: cameras, days, events).
+media_source:
 logger:
   default: warning
 """
@@ -293,7 +304,7 @@ def print_event(event: Mapping[str, Any]) -> None:
     print(f"    objects    {objects or 'none relevant'}")
     if event.get("recommended_action"):
         print(f"    action     {event.get('recommended_action')}")
-    print("    (the tiny profile runs random-weight models: real shapes, meaningless content)")
+    print("    (a scripted demo scene: the server's scripted profile reads what each frame shows)")
 
 
 def print_entities(entities: list[dict[str, Any]], device: str | None) -> None:
@@ -315,6 +326,7 @@ class Options:
     server_python: str
     ha_python: str
     timeout: float
+    custom_components: list[Path]
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -344,6 +356,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--ha-python", default=os.environ.get("HSI_HA_PYTHON", str(venv / "ha" / "bin" / "python"))
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds allowed per start")
+    parser.add_argument(
+        "--custom-component",
+        type=Path,
+        action="append",
+        default=[],
+        help="another integration folder to link in and set up (tests/browser's helpers)",
+    )
     args = parser.parse_args(argv)
     return Options(
         check=args.check,
@@ -353,15 +372,21 @@ def parse_args(argv: list[str] | None = None) -> Options:
         server_python=args.server_python,
         ha_python=args.ha_python,
         timeout=args.timeout,
+        custom_components=[path.resolve() for path in args.custom_component],
     )
 
 
-def write_ha_config(config_dir: Path, port: int) -> None:
+def write_ha_config(config_dir: Path, port: int, extra: list[Path] | None = None) -> None:
     """A fresh configuration every run: no state survives from an earlier demo."""
     if config_dir.exists():
         shutil.rmtree(config_dir)
     (config_dir / "custom_components").mkdir(parents=True)
-    (config_dir / "configuration.yaml").write_text(HA_CONFIG.format(port=port))
+    config = HA_CONFIG.format(port=port)
+    for folder in extra or []:
+        # Linked like hsi, and named in the configuration so that its async_setup runs.
+        (config_dir / "custom_components" / folder.name).symlink_to(folder)
+        config += f"{folder.name}:\n"
+    (config_dir / "configuration.yaml").write_text(config)
     # Onboarding's core_config step starts the met, radio_browser, google_translate and
     # shopping_list flows, which need internet and packages `--skip-pip` does not install (a
     # page of tracebacks). The location is set in configuration.yaml already, so mark those
@@ -390,7 +415,7 @@ def prepare(options: Options) -> None:
     ensure_port_free(options.server_port, "the AI server")
     ensure_port_free(options.ha_port, "Home Assistant")
     options.directory.mkdir(parents=True, exist_ok=True)
-    write_ha_config(options.directory / "ha", options.ha_port)
+    write_ha_config(options.directory / "ha", options.ha_port, [SCENE, *options.custom_components])
 
 
 async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event) -> dict[str, Any]:
@@ -403,7 +428,10 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
     began = time.monotonic()
     try:
         # 1. The AI server.
-        log(f"starting the AI server (tiny profile) on {server_url}, log: {work / 'server.log'}")
+        log(
+            f"starting the AI server (scripted profile: the demo scene) on {server_url}, "
+            f"log: {work / 'server.log'}"
+        )
         server = await start(
             "the AI server",
             [
@@ -412,7 +440,7 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
                 "ai_server",
                 "serve",
                 "--profile",
-                "tiny",
+                "scripted",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -476,16 +504,17 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
                 [
                     {
                         "camera_entity": CAMERA,
-                        "interval": 60,
-                        "location_description": "Demo camera (Home Assistant's demo integration)",
+                        "trigger_entity": MOTION,
+                        "interval": 0,
+                        "location_description": "Front door and drive (a scripted demo scene)",
                         "classes": ["person", "vehicle", "animal"],
                         "confidence": 0.5,
-                        "burst_frames": 1,
-                        "zones": "",
+                        "burst_frames": 2,
+                        "zones": "front door in the middle, drive on the left",
                     }
                 ],
             )
-            log(f"camera subentry created: {subentry['title']} (snapshot every 60 s)")
+            log(f"camera subentry created: {subentry['title']} (triggered by {MOTION})")
 
             async def entry_loaded() -> bool:
                 entries = await hass.request("GET", "/api/config/config_entries/entry?domain=hsi")
@@ -498,6 +527,13 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
                 return [e for e in found if e["device"] == subentry["title"]]
 
             await wait_until(ha, "the camera's HSI entities", camera_entities, options.timeout)
+
+            async def motion_on() -> bool:
+                state = await hass.state(MOTION)
+                return state is not None and state["state"] == "on"
+
+            # The scene loops; analyse while its visitor is in view, so every run shows one.
+            await wait_until(ha, "the scene's visitor (motion on)", motion_on, 200)
             answer = await hass.request(
                 "POST",
                 "/api/services/hsi/analyze?return_response",
@@ -524,7 +560,8 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
                 log(f"check passed in {result['seconds']} s")
                 return result
 
-            # 4. Keep both running until Ctrl-C.
+            # 4. Keep both running until Ctrl-C; the result line tells tools (tests/browser) where.
+            print(RESULT_PREFIX + json.dumps(result), flush=True)
             print(
                 "\n"
                 f"  Home Assistant:  {ha_url}   (login: {USERNAME} / {PASSWORD})\n"
