@@ -14,19 +14,22 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
 from .analyzer import Analyzer
-from .const import CONF_VERIFY_SSL, DOMAIN, SUBENTRY_CAMERA
+from .const import CONF_VERIFY_SSL, DOMAIN, SECTION_HISTORY, SUBENTRY_CAMERA
 from .coordinator import HsiServerCoordinator, ServerStatus
 from .entity import server_device_info
 from .gallery import Gallery
-from .history import EventHistory
 from .models import CameraSettings, HsiConfigEntry, HsiRuntimeData, PipelineOptions
+from .notifications import Notifier, async_setup_actions
 from .services import async_setup_services
+from .store import EventStore, RetentionPolicy
 from .views import async_setup_views
 from .watcher import CameraWatcher
+from .websocket_api import async_setup_websocket_api
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.DATETIME,
     Platform.EVENT,
     Platform.IMAGE,
     Platform.SENSOR,
@@ -37,9 +40,11 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions and the snapshot view once."""
+    """Register the actions, the views and the websocket commands once."""
     async_setup_services(hass)
     async_setup_views(hass)
+    async_setup_actions(hass)
+    async_setup_websocket_api(hass)
     return True
 
 
@@ -66,17 +71,24 @@ async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
 
     options = PipelineOptions.from_entry(entry)
     gallery = Gallery(hass, entry.entry_id, options.match_threshold)
-    history = EventHistory(hass, entry.entry_id)
+    store = EventStore(
+        hass,
+        entry.entry_id,
+        RetentionPolicy.from_options(entry.options.get(SECTION_HISTORY) or {}),
+        cameras=lambda: entry.subentries.keys(),
+    )
+    entry.async_on_unload(store.async_close)  # also when setup fails after this point
     await gallery.async_load()
-    await history.async_load()
-    analyzer = Analyzer(hass, entry, client, coordinator, gallery, history, options)
+    await store.async_load()
+    analyzer = Analyzer(hass, entry, client, coordinator, gallery, store, options)
     runtime = HsiRuntimeData(
         client=client,
         coordinator=coordinator,
         gallery=gallery,
-        history=history,
+        store=store,
         options=options,
         analyzer=analyzer,
+        notifier=Notifier(hass, entry, options),
     )
     entry.runtime_data = runtime
     for subentry in entry.subentries.values():
@@ -129,5 +141,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool
     runtime = entry.runtime_data
     await asyncio.gather(*(w.async_stop() for w in runtime.watchers.values()))
     await runtime.gallery.async_save()
-    await runtime.history.async_save()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

@@ -42,16 +42,20 @@ from .batcher import Batch, Frame
 from .const import LOGGER
 from .coordinator import HsiServerCoordinator
 from .gallery import Gallery
-from .history import EventHistory
 from .models import CameraSettings, HsiConfigEntry, PipelineOptions, SecurityEvent
+from .store import EventStore
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A security event and its annotated snapshot (None: keep the previous one)."""
+    """A security event, its annotated snapshot (None: keep the previous one) and key frames.
+
+    The key frames are the pictures /analyze saw: the store keeps them beside the snapshot.
+    """
 
     event: SecurityEvent
     snapshot: bytes | None
+    frames: tuple[bytes, ...] = ()
 
 
 class Analyzer:
@@ -64,7 +68,7 @@ class Analyzer:
         client: HsiClient,
         coordinator: HsiServerCoordinator,
         gallery: Gallery,
-        history: EventHistory,
+        store: EventStore,
         options: PipelineOptions,
     ) -> None:
         """Wire the analyser to the entry's client and stores."""
@@ -73,7 +77,7 @@ class Analyzer:
         self.client = client
         self.coordinator = coordinator
         self.gallery = gallery
-        self.history = history
+        self.store = store
         self.options = options
         self._semaphore = asyncio.Semaphore(const.MAX_CONCURRENT_REQUESTS)
         self._failing = False  # log a failing server once, and once when it answers again
@@ -170,7 +174,7 @@ class Analyzer:
                 known_matches=tuple(batch.matches),
                 recent_events=tuple(
                     RecentEvent(e.started_at.isoformat(), e.risk.risk_level, e.risk.summary)
-                    for e in self.history.recent(settings.camera_id, 5)
+                    for e in self.store.recent(settings.camera_id, 5)
                     if e.event_id != batch.event_id
                 ),
                 zones=split_zones(settings.zones),
@@ -276,9 +280,10 @@ class Analyzer:
         result, failure = await self._call_analyze(
             frames, self.metadata(batch, frames, settings), settings.name
         )
+        key_frames = tuple(f.image for f in frames)
         if result is None:
             event, frame = self.rules_event(batch, settings, reason=failure)
-            return Outcome(event, await self.snapshot(frame, event.objects))
+            return Outcome(event, await self.snapshot(frame, event.objects), key_frames)
         event = self._event(
             batch,
             settings,
@@ -290,7 +295,7 @@ class Analyzer:
         counts = [sum(1 for o in result.objects if o.frame == i) for i in range(len(frames))]
         best = max(range(len(frames)), key=lambda i: counts[i])
         objects = [o for o in result.objects if o.frame == best]
-        return Outcome(event, await self.snapshot(frames[best], objects))
+        return Outcome(event, await self.snapshot(frames[best], objects), key_frames)
 
     async def analyze_picture(
         self, image: bytes, settings: CameraSettings, trigger: str

@@ -82,11 +82,55 @@ OPTION_DEFAULTS: Final[dict[str, float | bool | str | None]] = {
     CONF_NOTIFY_SERVICE: None,
 }
 
+# Alerts: the options flow's "alerts" section, stored as options["alerts"] (a section, not a
+# flat option: scenes and OPTION_DEFAULTS do not know these keys).
+SECTION_ALERTS: Final = "alerts"
+CONF_ROUTE_LOW: Final = "route_low"
+CONF_ROUTE_MEDIUM: Final = "route_medium"
+CONF_ROUTE_HIGH: Final = "route_high"
+CONF_ROUTE_CRITICAL: Final = "route_critical"
+CONF_CONDITION_ENTITY: Final = "condition_entity"
+CONF_CONDITION_STATES: Final = "condition_states"
+CONF_QUIET_START: Final = "quiet_start"
+CONF_QUIET_END: Final = "quiet_end"
+CONF_QUIET_MODE: Final = "quiet_mode"
+CONF_DASHBOARD_PATH: Final = "dashboard_path"
+# Level -> option key of its route.
+ROUTE_KEYS: Final[dict[str, str]] = {
+    "low": CONF_ROUTE_LOW,
+    "medium": CONF_ROUTE_MEDIUM,
+    "high": CONF_ROUTE_HIGH,
+    "critical": CONF_ROUTE_CRITICAL,
+}
+ALERT_DEFAULTS: Final[dict[str, str | list[str] | None]] = {
+    CONF_ROUTE_LOW: "timeline",
+    CONF_ROUTE_MEDIUM: "active",
+    CONF_ROUTE_HIGH: "time_sensitive",
+    CONF_ROUTE_CRITICAL: "critical",
+    CONF_CONDITION_ENTITY: None,
+    CONF_CONDITION_STATES: [],
+    CONF_QUIET_START: None,
+    CONF_QUIET_END: None,
+    CONF_QUIET_MODE: "silent",
+    CONF_DASHBOARD_PATH: "/lovelace/0",
+}
+# Action ids of the notification buttons (mobile_app_notification_action): "<id>|<target>".
+ACTION_SNOOZE_1H: Final = "HSI_SNOOZE_1H"
+ACTION_FALSE_ALARM: Final = "HSI_FALSE_ALARM"
+ACTION_KNOWN: Final = "HSI_KNOWN"
+SNOOZE_BUTTON: Final = timedelta(hours=1)
+# Lifetime of signed image links that leave the app (other notify platforms, persistent
+# notifications): long enough to read the alert later the same day, short enough to expire.
+ALERT_LINK_TTL: Final = timedelta(hours=12)
+MAX_SENT_REMEMBERED: Final = 200  # notifications out that updates can replace
+
 # Bus events.
 EVENT_DETECTION: Final = "hsi_detection"
 EVENT_SECURITY: Final = "hsi_security_event"
 # Dispatcher signal of one camera's security events (for its event entity).
 SIGNAL_EVENT: Final = f"{DOMAIN}_camera_event_{{}}"
+# Dispatcher signal of one camera's snooze end (for its "Snoozed until" entity).
+SIGNAL_SNOOZE: Final = f"{DOMAIN}_camera_snooze_{{}}"
 
 # Limits of the pipeline.
 MAX_KEY_FRAMES: Final = 4
@@ -97,7 +141,17 @@ DETECT_ATTEMPTS: Final = 3  # a busy server (503 queue full) gets two more tries
 MAX_RETRY_AFTER: Final = 5.0  # seconds: the longest Retry-After a frame waits for
 ANALYZE_ATTEMPTS: Final = 3
 ANALYZE_RETRY_DELAY: Final = 2.0  # seconds, doubled per attempt
-HISTORY_SIZE: Final = 200
+# Event history: the options flow's "history" section, stored as options["history"].
+SECTION_HISTORY: Final = "history"
+CONF_RETENTION_DAYS: Final = "retention_days"
+CONF_RETENTION_EVENTS: Final = "retention_events"
+CONF_RETENTION_GB: Final = "retention_gb"
+# A month of events, 10 000 of them and 2 GB of images at most (0 switches a limit off).
+HISTORY_DEFAULTS: Final[dict[str, float]] = {
+    CONF_RETENTION_DAYS: 30,
+    CONF_RETENTION_EVENTS: 10_000,
+    CONF_RETENTION_GB: 2.0,
+}
 RECENT_TTL: Final = timedelta(hours=24)
 
 ATTR_EVENT_ID: Final = "event_id"

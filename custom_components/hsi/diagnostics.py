@@ -1,4 +1,4 @@
-"""Diagnostics: configuration (key redacted), server status, pipelines, gallery, history."""
+"""Diagnostics: configuration (key redacted), server status, pipelines, gallery, event store."""
 
 from __future__ import annotations
 
@@ -41,5 +41,5 @@ async def async_get_config_entry_diagnostics(
             "health": asdict(status.health) if status else None,
         },
         "gallery": runtime.gallery.stats(),
-        "history": {"events": len(runtime.history.events)},
+        "history": await runtime.store.async_stats(),
     }

@@ -1,13 +1,18 @@
-"""Publishing a decided security event: history, bus event, event entity, alert."""
+"""Publishing a decided security event: store, bus event, event entity, alert.
+
+The event is stored first (record and image files), so whatever reacts to the bus event, the
+event entity or the alert finds the event and its images through the store and the image view.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .const import EVENT_SECURITY, SIGNAL_EVENT
 from .models import HsiConfigEntry, SecurityEvent
-from .notifications import async_notify
 
 
 @callback
@@ -18,13 +23,30 @@ def async_publish_event(
     snapshot: bytes | None,
     *,
     update: bool,
+    frames: Sequence[bytes] = (),
 ) -> None:
-    """Store the event, fire `hsi_security_event`, signal the event entity, send the alert."""
+    """Store the event, then fire `hsi_security_event`, signal the event entity, alert.
+
+    `snapshot` None and no `frames` keep the images an update's event already has.
+    """
+    entry.async_create_task(
+        hass,
+        _async_publish(hass, entry, event, snapshot, tuple(frames), update=update),
+        f"hsi publish {event.camera_name}",
+    )
+
+
+async def _async_publish(
+    hass: HomeAssistant,
+    entry: HsiConfigEntry,
+    event: SecurityEvent,
+    snapshot: bytes | None,
+    frames: tuple[bytes, ...],
+    *,
+    update: bool,
+) -> None:
     runtime = entry.runtime_data
-    runtime.history.add(event, snapshot)
+    event = await runtime.store.async_add(event, snapshot, frames)
     hass.bus.async_fire(EVENT_SECURITY, event.as_dict() | {"update": update})
     async_dispatcher_send(hass, SIGNAL_EVENT.format(event.camera_id), event)
-    if event.notify and (service := runtime.options.notify_service):
-        entry.async_create_background_task(
-            hass, async_notify(hass, service, event), f"hsi notify {event.camera_name}"
-        )
+    runtime.notifier.async_event(event)

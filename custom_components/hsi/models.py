@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, time
 from typing import TYPE_CHECKING, Any, Self
 
 from hsi_client import (
@@ -18,14 +19,19 @@ from hsi_client import (
 )
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.util import dt as dt_util
 
 from .const import (
+    ALERT_DEFAULTS,
     CONF_BATCH_WINDOW,
     CONF_BURST_FRAMES,
     CONF_CAMERA,
     CONF_CLASSES,
+    CONF_CONDITION_ENTITY,
+    CONF_CONDITION_STATES,
     CONF_CONFIDENCE,
     CONF_COOLDOWN,
+    CONF_DASHBOARD_PATH,
     CONF_DESCRIBE,
     CONF_DESCRIPTION,
     CONF_ENRICH,
@@ -37,6 +43,9 @@ from .const import (
     CONF_MATCH_THRESHOLD,
     CONF_NOTIFY_MIN_LEVEL,
     CONF_NOTIFY_SERVICE,
+    CONF_QUIET_END,
+    CONF_QUIET_MODE,
+    CONF_QUIET_START,
     CONF_THREAT_HOLD,
     CONF_THREAT_THRESHOLD,
     CONF_TRIGGER,
@@ -46,13 +55,16 @@ from .const import (
     DEFAULT_INTERVAL,
     MAX_ALERTS_REMEMBERED,
     OPTION_DEFAULTS,
+    ROUTE_KEYS,
+    SECTION_ALERTS,
 )
 
 if TYPE_CHECKING:
     from .analyzer import Analyzer
     from .coordinator import HsiServerCoordinator
     from .gallery import Gallery
-    from .history import EventHistory
+    from .notifications import Notifier
+    from .store import EventStore
     from .watcher import CameraWatcher
 
 
@@ -104,8 +116,9 @@ class PipelineOptions:
     match_threshold: float
     threat_threshold: int
     threat_hold: float
-    notify_service: str | None
+    notify_targets: tuple[str, ...]  # notify action names; none: persistent notifications
     notify_min_level: str
+    alerts: AlertSettings
 
     @classmethod
     def from_entry(cls, entry: ConfigEntry) -> Self:
@@ -123,8 +136,46 @@ class PipelineOptions:
             match_threshold=float(opts[CONF_MATCH_THRESHOLD]),
             threat_threshold=int(opts[CONF_THREAT_THRESHOLD]),
             threat_hold=float(opts[CONF_THREAT_HOLD]),
-            notify_service=opts[CONF_NOTIFY_SERVICE] or None,
+            notify_targets=parse_targets(opts[CONF_NOTIFY_SERVICE]),
             notify_min_level=str(opts[CONF_NOTIFY_MIN_LEVEL]),
+            alerts=AlertSettings.from_options(opts.get(SECTION_ALERTS) or {}),
+        )
+
+
+def parse_targets(value: str | list[str] | None) -> tuple[str, ...]:
+    """Notify targets; before the picker the option held one name as text."""
+    names = [value] if isinstance(value, str) else list(value or ())
+    return tuple(n.strip().removeprefix("notify.") for n in names if n and n.strip())
+
+
+def _time(value: Any) -> time | None:
+    return dt_util.parse_time(value) if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """The options flow's alerts section (defaults in const.ALERT_DEFAULTS)."""
+
+    routes: dict[str, str]  # risk level -> route (policy.Route values)
+    condition_entity: str | None
+    condition_states: tuple[str, ...]
+    quiet_start: time | None
+    quiet_end: time | None
+    quiet_mode: str
+    dashboard_path: str
+
+    @classmethod
+    def from_options(cls, section: Mapping[str, Any]) -> Self:
+        """Read the section, with defaults."""
+        opts: dict[str, Any] = ALERT_DEFAULTS | dict(section)
+        return cls(
+            routes={level: str(opts[key]) for level, key in ROUTE_KEYS.items()},
+            condition_entity=opts[CONF_CONDITION_ENTITY] or None,
+            condition_states=tuple(str(s) for s in opts[CONF_CONDITION_STATES] or ()),
+            quiet_start=_time(opts[CONF_QUIET_START]),
+            quiet_end=_time(opts[CONF_QUIET_END]),
+            quiet_mode=str(opts[CONF_QUIET_MODE]),
+            dashboard_path=str(opts[CONF_DASHBOARD_PATH] or ALERT_DEFAULTS[CONF_DASHBOARD_PATH]),
         )
 
 
@@ -150,6 +201,12 @@ class SecurityEvent:
     server_timings_ms: dict[str, float] = field(default_factory=dict)
     entry_id: str = ""
     gallery_ids: set[str] = field(default_factory=set)
+    # Feedback (the store's async_feedback) and the stored images, set by the event store.
+    acknowledged: bool = False
+    false_alarm: bool = False
+    keep: bool = False  # retention skips it
+    identity: str | None = None  # the enrolled name feedback gave the event
+    images: tuple[str, ...] = ()  # "snapshot", "frame0", ...: the stored JPEG files
 
     @property
     def counts(self) -> dict[str, int]:
@@ -162,7 +219,11 @@ class SecurityEvent:
     @property
     def snapshot_url(self) -> str:
         """Authenticated URL of the annotated snapshot."""
-        return f"/api/hsi/events/{self.event_id}/snapshot.jpg"
+        return self.image_url("snapshot")
+
+    def image_url(self, image: str) -> str:
+        """Path of one stored image; it needs HA auth (a bearer token or a signed path)."""
+        return f"/api/hsi/events/{self.event_id}/{image}.jpg"
 
     def as_dict(self) -> dict[str, Any]:
         """Shape of bus events, action responses and the history."""
@@ -193,11 +254,18 @@ class SecurityEvent:
             "notify": self.notify,
             "snapshot_url": self.snapshot_url,
             "gallery_ids": sorted(self.gallery_ids),
+            "server_timings_ms": self.server_timings_ms,
+            "acknowledged": self.acknowledged,
+            "false_alarm": self.false_alarm,
+            "keep": self.keep,
+            "identity": self.identity,
+            "images": list(self.images),
+            "image_urls": {name: self.image_url(name) for name in self.images},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Restore a stored event (history)."""
+        """Restore a stored event (the event store)."""
         return cls(
             event_id=data["event_id"],
             entry_id=data.get("entry_id", ""),
@@ -224,6 +292,12 @@ class SecurityEvent:
             occurrences=data.get("occurrences", 1),
             notify=data.get("notify", True),
             gallery_ids=set(data.get("gallery_ids", [])),
+            server_timings_ms=dict(data.get("server_timings_ms") or {}),
+            acknowledged=bool(data.get("acknowledged", False)),
+            false_alarm=bool(data.get("false_alarm", False)),
+            keep=bool(data.get("keep", False)),
+            identity=data.get("identity"),
+            images=tuple(data.get("images") or ()),
         )
 
     def updated(self, **changes: Any) -> SecurityEvent:
@@ -238,9 +312,10 @@ class HsiRuntimeData:
     client: HsiClient
     coordinator: HsiServerCoordinator
     gallery: Gallery
-    history: EventHistory
+    store: EventStore
     options: PipelineOptions
     analyzer: Analyzer
+    notifier: Notifier
     watchers: dict[str, CameraWatcher] = field(default_factory=dict)
     # Recent alerts of every camera: the cooldown is per identity, across cameras.
     alerts: deque[SecurityEvent] = field(

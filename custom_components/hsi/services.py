@@ -102,8 +102,19 @@ async def _analyze_once(
         outcome = await entry.runtime_data.analyzer.analyze_picture(image, settings, "action")
     except HsiError as err:
         raise server_error(err) from err
-    async_publish_event(hass, entry, outcome.event, outcome.snapshot, update=False)
-    return outcome.event
+    async_publish_event(
+        hass, entry, outcome.event, outcome.snapshot, update=False, frames=outcome.frames
+    )
+    return await _stored(entry, outcome.event)
+
+
+async def _stored(entry: HsiConfigEntry, event: SecurityEvent) -> SecurityEvent:
+    """The event as the store saved it (with its images).
+
+    Publishing hands the event to the store's worker at once and the worker keeps the order of
+    calls, so this read answers after the event is saved and its bus event fired.
+    """
+    return await entry.runtime_data.store.async_get(event.event_id) or event
 
 
 async def _read_file(hass: HomeAssistant, file_path: str) -> bytes:
@@ -167,7 +178,7 @@ async def _async_analyze(call: ServiceCall) -> ServiceResponse:
             translation_placeholders={"entity_id": entity_id},
         )
     if (watcher := _watcher_of(entry, entity_id)) is not None:
-        return (await watcher.async_analyze_now("action")).as_dict()
+        return (await _stored(entry, await watcher.async_analyze_now("action"))).as_dict()
     if (state := hass.states.get(entity_id)) is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
@@ -261,7 +272,7 @@ async def _async_clear_history(call: ServiceCall) -> ServiceResponse:
                 translation_placeholders={"entity_id": entity_id},
             )
         camera_id = watcher.settings.camera_id
-    return {"removed": entry.runtime_data.history.clear(camera_id)}
+    return {"removed": await entry.runtime_data.store.async_clear(camera_id)}
 
 
 @callback

@@ -337,7 +337,14 @@ class CameraWatcher:
         changes: dict[str, Any] = {"last_event": event}
         if snapshot is not None:
             changes |= {"snapshot": snapshot, "snapshot_at": dt_util.utcnow()}
-        async_publish_event(self.hass, self.entry, event, snapshot, update=decision.update)
+        async_publish_event(
+            self.hass,
+            self.entry,
+            event,
+            snapshot,
+            update=decision.update,
+            frames=() if snapshot is None else outcome.frames,
+        )
         self._publish(**changes)
         if event.risk.risk_score >= self.options.threat_threshold:
             self._set_timer("threat", self.options.threat_hold + 0.1, self._on_threat_hold)

@@ -33,7 +33,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 import pytest_socket
 
-from custom_components.hsi import const
+from custom_components.hsi import const, store
 from custom_components.hsi.const import (
     CONF_BATCH_WINDOW,
     CONF_BURST_FRAMES,
@@ -103,6 +103,21 @@ def fast_pipeline() -> Iterator[None]:
         patch.object(const, "MAX_RETRY_AFTER", 0),
     ):
         yield
+
+
+@pytest.fixture(autouse=True)
+def event_files(tmp_path: Path) -> Iterator[Path]:
+    """Event databases and images in the test's own folder, not in the shared test config.
+
+    Returns the image root (`<media>/hsi`).
+    """
+    root = tmp_path / "hsi-files"
+
+    def paths(hass: HomeAssistant, entry_id: str) -> tuple[Path, Path]:
+        return root / ".storage" / f"{DOMAIN}.{entry_id}.events.db", root / "media" / DOMAIN
+
+    with patch.object(store, "store_paths", paths):
+        yield root / "media" / DOMAIN
 
 
 async def action(hass: HomeAssistant, service: str, data: dict[str, Any]) -> Any:

@@ -162,7 +162,8 @@ async def test_real_pipeline_end_to_end(
     (metadata,) = sent
     assert metadata["camera"]["name"] == "Front door"
     assert len(metadata["detections"]) == event["frames"]
-    stored = real_entry.runtime_data.history.events[event["event_id"]]
+    stored = await real_entry.runtime_data.store.async_get(event["event_id"])
+    assert stored is not None
     # The server's own analysis, not our fallback: it reports its stages.
     assert stored.server_timings_ms["total"] > 0
     assert event["source"] in ("llm", "rules")
@@ -170,7 +171,9 @@ async def test_real_pipeline_end_to_end(
     assert all(set(flag) == {"type", "description", "severity"} for flag in event["flags"])
     assert hass.states.get("sensor.front_door_risk_level").state == event["risk_level"]
     assert hass.states.get("sensor.front_door_risk_score").state == str(event["risk_score"])
-    assert real_entry.runtime_data.history.snapshots[event["event_id"]][:2] == b"\xff\xd8"
+    snapshot = real_entry.runtime_data.store.image_path(event["event_id"], "snapshot")
+    assert snapshot is not None
+    assert snapshot.read_bytes()[:2] == b"\xff\xd8"
 
 
 async def test_real_reidentification_and_deduplication(
@@ -226,5 +229,5 @@ async def test_real_reidentification_and_deduplication(
     assert second["notify"] is False
     assert len(sent) == 2  # both events were analysed by the server
     assert sent[1]["context"]["recent_events"][0]["summary"] == first["summary"]
-    assert list(entry.runtime_data.history.events) == [first["event_id"]]
+    assert [e.event_id for e in entry.runtime_data.store.recent()] == [first["event_id"]]
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -18,6 +18,7 @@ from custom_components.hsi import async_remove_config_entry_device
 from custom_components.hsi.const import DOMAIN
 from custom_components.hsi.diagnostics import async_get_config_entry_diagnostics
 from custom_components.hsi.gallery import Gallery
+from custom_components.hsi.store import EventFilter
 from homeassistant.components import automation
 from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.config_entries import ConfigEntryState
@@ -85,7 +86,9 @@ async def test_analyze_unconfigured_camera_records_a_new_event(
     assert event.data["event_id"] == result["event_id"]
     assert event.data["update"] is False
     assert entry.runtime_data.watchers == {}
-    assert result["event_id"] in entry.runtime_data.history.events
+    stored = await entry.runtime_data.store.async_get(result["event_id"])
+    assert stored is not None
+    assert result["images"] == ["snapshot", "frame0"] == list(stored.images)
     fake_server.down = True
     with pytest.raises(HomeAssistantError) as caught:
         await action(hass, "analyze", {"entity_id": demo_camera})
@@ -188,7 +191,7 @@ async def test_enroll_match_forget_persist(
     assert [e.name for e in gallery.enrolled] == ["Alice"]
     assert gallery.match(unit(4), "person") is not None
     assert gallery.match(unit(4), "car") is None  # other group
-    assert setup_entry.runtime_data.history.events  # history persisted too
+    assert setup_entry.runtime_data.store.recent()  # the event store persisted too
 
     response = await action(hass, "forget", {"name": "alice"})
     assert response == {"removed": 1}
@@ -242,7 +245,8 @@ async def test_clear_history(
         )
     response = await action(hass, "clear_history", {"entity_id": CAMERA})
     assert response == {"removed": 1}
-    assert not setup_entry.runtime_data.history.events
+    assert setup_entry.runtime_data.store.recent() == []
+    assert await setup_entry.runtime_data.store.async_list(EventFilter()) == ([], None)
 
 
 async def test_action_without_loaded_entry(hass: HomeAssistant, fake_server: FakeServer) -> None:
@@ -270,7 +274,7 @@ async def test_button(
         "button", "press", {"entity_id": "button.front_door_analyze_now"}, blocking=True
     )
     await hass.async_block_till_done()
-    assert setup_entry.runtime_data.history.recent()[0].trigger == "button"
+    assert setup_entry.runtime_data.store.recent()[0].trigger == "button"
 
 
 async def test_snapshot_view(

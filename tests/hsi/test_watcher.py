@@ -101,7 +101,8 @@ async def test_motion_to_security_event(
     assert hass.states.get(RISK).state == "72"
     assert hass.states.get(LEVEL).state == "high"
     last = hass.states.get(LAST)
-    assert last.state == "Unknown person at the door"
+    assert last.state == "High · 1 person"  # short; the summary is an attribute
+    assert last.attributes["summary"] == "Unknown person at the door"
     assert last.attributes["reasoning"].startswith("A person nobody knows")
     assert hass.states.get(THREAT).state == STATE_ON
     assert hass.states.get(PERSON).state == STATE_OFF  # the batch closed: nobody seen since
@@ -109,9 +110,11 @@ async def test_motion_to_security_event(
     assert event_state.attributes["event_type"] == "high"
     assert event_state.attributes["event_id"] == event["event_id"]
     assert hass.states.get(IMAGE).state != "unknown"
-    history = setup_entry.runtime_data.history
-    assert list(history.events) == [event["event_id"]]
-    assert history.snapshots[event["event_id"]][:2] == b"\xff\xd8"
+    store = setup_entry.runtime_data.store
+    assert [e.event_id for e in store.recent()] == [event["event_id"]]
+    snapshot = store.image_path(event["event_id"], "snapshot")
+    assert snapshot is not None
+    assert snapshot.read_bytes()[:2] == b"\xff\xd8"
 
     # The threat clears after the hold time (120 s by default).
     await advance(hass, freezer, 125)
@@ -164,7 +167,7 @@ async def test_fast_path_then_update(
     assert final["update"] is True
     assert final["source"] == "llm"
     assert final["notify"] is True  # level changed: the alert is replaced
-    assert len(setup_entry.runtime_data.history.events) == 1
+    assert len(setup_entry.runtime_data.store.recent()) == 1
 
 
 async def test_analyze_missing_falls_back_to_rules(
@@ -305,7 +308,7 @@ async def test_cooldown_and_reidentification(
     assert second["update"] is True
     assert second["occurrences"] == 2
     assert second["notify"] is False
-    assert len(setup_entry.runtime_data.history.events) == 1
+    assert len(setup_entry.runtime_data.store.recent()) == 1
     known = fake_server.analyze_calls[1].metadata["context"]["known_matches"]
     assert known[0]["description"] == "same unknown person seen 2 times today"
 
