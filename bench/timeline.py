@@ -10,7 +10,8 @@ The integration runs against the client library's fake AI server (no models are 
 are written into the entry's real event store, SQLite and JPEG files in a temporary config
 folder). Figures:
 
-- list: one page of 50 events out of the N stored, newest first; with a camera + level filter;
+- list: one page of 50 events out of the N stored, newest first (the newest 200 have a snapshot
+  and 3 key frames each: 4 signed image paths per event); with a camera + level filter;
   and a page deep in the history (cursor after half of them). The same queries made on the
   store in-process show what the API adds.
 - event → subscriber: from the call that stores an event (EventStore.async_add, which the
@@ -44,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 CAMERAS = 4
 LEVEL_SCORES = (10, 40, 70, 90)  # low, medium, high, critical
+IMAGES_NEWEST = 200  # events (the newest) stored with 4 images each
 
 
 def _mod(name: str) -> Any:
@@ -56,9 +58,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def _jpeg() -> bytes:
+def _jpeg(width: int = 640, height: int = 480) -> bytes:
     out = io.BytesIO()
-    _mod("PIL.Image").new("RGB", (640, 480), (120, 110, 100)).save(out, format="JPEG")
+    _mod("PIL.Image").new("RGB", (width, height), (120, 110, 100)).save(out, format="JPEG")
     return out.getvalue()
 
 
@@ -97,23 +99,36 @@ async def _timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
 
 
 async def run(args: argparse.Namespace) -> list[tuple[str, list[float]]]:
+    fake = _mod("hsi_client.testing").FakeServer(embed_supported=False)
+    runner = web.AppRunner(fake.app())
+    await runner.setup()
+    fake_port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", fake_port).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hsi-bench-timeline-") as config_dir:
+            return await _run_in(config_dir, args, fake_port)
+    finally:
+        await runner.cleanup()
+
+
+async def _run_in(
+    config_dir: str,
+    args: argparse.Namespace,
+    fake_port: int,
+) -> list[tuple[str, list[float]]]:
+    results: list[tuple[str, list[float]]] = []
     common = _mod("pytest_homeassistant_custom_component.common")
     frame = _mod("homeassistant.helpers.frame")
     setup = _mod("homeassistant.setup")
     loader = _mod("homeassistant.loader")
     config_entries = _mod("homeassistant.config_entries")
     hsi_client = _mod("hsi_client")
-    fake = _mod("hsi_client.testing").FakeServer(embed_supported=False)
     models = _mod("custom_components.hsi.models")
     store_module = _mod("custom_components.hsi.store")
-
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    fake_port = _free_port()
-    await web.TCPSite(runner, "127.0.0.1", fake_port).start()
-    results: list[tuple[str, list[float]]] = []
-    config_dir = tempfile.mkdtemp(prefix="hsi-bench-timeline-")
     async with common.async_test_home_assistant(config_dir=config_dir) as hass:
+        # The database lands in config_dir/.storage; the images go to a media folder in it too
+        # (the harness points "local" media at a folder inside the installed test plugin).
+        hass.config.media_dirs = {"local": str(Path(config_dir, "media"))}
         frame.async_setup(hass)
         hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
         port = _free_port()
@@ -166,8 +181,15 @@ async def run(args: argparse.Namespace) -> list[tuple[str, list[float]]]:
         # N events over the last 20 days (inside the default retention of 30 days).
         span = timedelta(days=20) / args.events
         fill_start = time.perf_counter()
+        small = _jpeg(64, 48)
         for index in range(args.events):
-            await store.async_add(event(index, now - timedelta(days=20) + index * span), None)
+            # The newest page shows what signing costs: a snapshot and 3 key frames per event.
+            images = args.events - index <= IMAGES_NEWEST
+            await store.async_add(
+                event(index, now - timedelta(days=20) + index * span),
+                small if images else None,
+                (small, small, small) if images else (),
+            )
         fill_s = time.perf_counter() - fill_start
         print(f"stored {args.events} events in {fill_s:.1f} s", file=sys.stderr)
 
@@ -189,8 +211,14 @@ async def run(args: argparse.Namespace) -> list[tuple[str, list[float]]]:
                 answer = await client.command({"type": "hsi/events/list", **filters})
                 assert len(answer["result"]["events"]) in (50, min(50, args.events))
 
+            async def ws_cameras() -> None:
+                await client.command({"type": "hsi/cameras"})
+
             n = args.requests
-            results.append(("list, 50 newest (websocket)", await _timed(ws_list, n)))
+            results.append(("hsi/cameras: websocket round trip", await _timed(ws_cameras, n)))
+            results.append(
+                ("list, 50 newest, 4 signed images each (websocket)", await _timed(ws_list, n))
+            )
             results.append(
                 (
                     "list, camera + min level high (websocket)",
@@ -199,7 +227,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, list[float]]]:
             )
             results.append(
                 (
-                    "list, page after half (websocket)",
+                    "list, page after half, no images (websocket)",
                     await _timed(lambda: ws_list(cursor=cursor), n),
                 )
             )
@@ -216,7 +244,9 @@ async def run(args: argparse.Namespace) -> list[tuple[str, list[float]]]:
                 )
             )
 
-            await client.command({"type": "hsi/events/subscribe"})
+            # New events only: at 10 000 stored, each new event makes retention remove the
+            # oldest one, a `removed` message this subscription need not carry.
+            await client.command({"type": "hsi/events/subscribe", "start": now.isoformat()})
             snapshot = _jpeg()
             for label, image in (("no image", None), ("640x480 snapshot", snapshot)):
                 times: list[float] = []
@@ -237,7 +267,6 @@ async def run(args: argparse.Namespace) -> list[tuple[str, list[float]]]:
         await hass.async_block_till_done()
         await hass.http.stop()
         await hass.async_stop(force=True)
-    await runner.cleanup()
     return results
 
 
