@@ -17,6 +17,7 @@ from .analyzer import Analyzer
 from .const import CONF_VERIFY_SSL, DOMAIN, SECTION_HISTORY, SUBENTRY_CAMERA
 from .coordinator import HsiServerCoordinator, ServerStatus
 from .entity import server_device_info
+from .frontend import async_register_card
 from .gallery import Gallery
 from .models import CameraSettings, HsiConfigEntry, HsiRuntimeData, PipelineOptions
 from .notifications import Notifier, async_setup_actions
@@ -40,11 +41,12 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions, the views and the websocket commands once."""
+    """Register the actions, the views, the websocket commands and the card once."""
     async_setup_services(hass)
     async_setup_views(hass)
     async_setup_actions(hass)
     async_setup_websocket_api(hass)
+    await async_register_card(hass)
     return True
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hsi_client import (
@@ -21,6 +21,7 @@ from hsi_client import (
 import voluptuous as vol
 from yarl import URL
 
+from homeassistant import data_entry_flow
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -36,12 +37,16 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from .const import (
+    ALERT_DEFAULTS,
     CONF_BATCH_WINDOW,
     CONF_BURST_FRAMES,
     CONF_CAMERA,
     CONF_CLASSES,
+    CONF_CONDITION_ENTITY,
+    CONF_CONDITION_STATES,
     CONF_CONFIDENCE,
     CONF_COOLDOWN,
+    CONF_DASHBOARD_PATH,
     CONF_DESCRIBE,
     CONF_DESCRIPTION,
     CONF_ENRICH,
@@ -53,6 +58,12 @@ from .const import (
     CONF_MATCH_THRESHOLD,
     CONF_NOTIFY_MIN_LEVEL,
     CONF_NOTIFY_SERVICE,
+    CONF_QUIET_END,
+    CONF_QUIET_MODE,
+    CONF_QUIET_START,
+    CONF_RETENTION_DAYS,
+    CONF_RETENTION_EVENTS,
+    CONF_RETENTION_GB,
     CONF_THREAT_HOLD,
     CONF_THREAT_THRESHOLD,
     CONF_TRIGGER,
@@ -64,10 +75,16 @@ from .const import (
     DEFAULT_PORT,
     DEFAULT_URL,
     DOMAIN,
+    HISTORY_DEFAULTS,
     LOGGER,
     OPTION_DEFAULTS,
+    ROUTE_KEYS,
+    SECTION_ALERTS,
+    SECTION_HISTORY,
     SUBENTRY_CAMERA,
 )
+from .models import parse_targets
+from .policy import QuietMode, Route
 
 
 def normalise_url(url: str) -> str:
@@ -315,9 +332,10 @@ class HsiOptionsFlow(OptionsFlow):
         """One form with every option."""
         errors: dict[str, str] = {}
         if user_input is not None:
+            errors = _alerts_check(user_input.get(SECTION_ALERTS) or {})
             if user_input[CONF_IDLE_TIMEOUT] > user_input[CONF_BATCH_WINDOW]:
                 errors[CONF_IDLE_TIMEOUT] = "idle_longer_than_window"
-            else:
+            elif not errors:
                 return self.async_create_entry(data=user_input)
         current = user_input or self.config_entry.options
         fields: dict[Any, Any] = {
@@ -334,20 +352,147 @@ class HsiOptionsFlow(OptionsFlow):
                 domain=["alarm_control_panel", "input_select", "select", "input_boolean", "sensor"]
             )
         )
-        fields[
-            vol.Optional(
-                CONF_NOTIFY_SERVICE,
-                description={"suggested_value": current.get(CONF_NOTIFY_SERVICE)},
+        targets = list(parse_targets(current.get(CONF_NOTIFY_SERVICE)))
+        fields[vol.Optional(CONF_NOTIFY_SERVICE, default=targets)] = selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=_notify_actions(self.hass, targets),
+                multiple=True,
+                custom_value=True,  # a phone that registers its notify action later
+                mode=selector.SelectSelectorMode.DROPDOWN,
             )
-        ] = selector.TextSelector()
+        )
+        fields[vol.Optional(SECTION_ALERTS, default={})] = _alerts_section(
+            current.get(SECTION_ALERTS) or {}
+        )
+        fields[vol.Required(SECTION_HISTORY)] = _history_section(current.get(SECTION_HISTORY) or {})
         return self.async_show_form(step_id="init", data_schema=vol.Schema(fields), errors=errors)
 
 
-def _camera_schema(defaults: Mapping[str, Any], *, include_camera: bool) -> vol.Schema:
+# States offered for the alert condition (any other can be typed): presence and alarm panels.
+CONDITION_STATE_SUGGESTIONS = (
+    "not_home",
+    "home",
+    "armed_away",
+    "armed_night",
+    "armed_home",
+    "armed_vacation",
+    "on",
+    "off",
+)
+
+
+def _notify_actions(hass: HomeAssistant, chosen: list[str]) -> list[str]:
+    """Names of the notify actions there are (`notify.send_message` needs an entity: left out)."""
+    names = set(hass.services.async_services_for_domain("notify")) - {"send_message"}
+    return sorted(names | set(chosen))
+
+
+def _alerts_check(alerts: Mapping[str, Any]) -> dict[str, str]:
+    """Errors of the alerts section."""
+    if bool(alerts.get(CONF_QUIET_START)) != bool(alerts.get(CONF_QUIET_END)):
+        return {"base": "quiet_hours_incomplete"}
+    if alerts.get(CONF_CONDITION_STATES) and not alerts.get(CONF_CONDITION_ENTITY):
+        return {"base": "condition_without_entity"}
+    return {}
+
+
+def _alerts_section(current: Mapping[str, Any]) -> data_entry_flow.section:
+    """Routing by level, the alert condition, quiet hours and the dashboard of the buttons."""
+    values = ALERT_DEFAULTS | dict(current)
+    routes = selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=[route.value for route in Route],
+            mode=selector.SelectSelectorMode.DROPDOWN,
+            translation_key="route",
+        )
+    )
+    fields: dict[Any, Any] = {
+        vol.Required(key, default=values[key]): routes for key in ROUTE_KEYS.values()
+    }
+    fields |= {
+        vol.Optional(
+            CONF_CONDITION_ENTITY, description={"suggested_value": values[CONF_CONDITION_ENTITY]}
+        ): selector.EntitySelector(
+            selector.EntitySelectorConfig(
+                domain=[
+                    "alarm_control_panel",
+                    "person",
+                    "group",
+                    "zone",
+                    "input_boolean",
+                    "input_select",
+                    "select",
+                    "binary_sensor",
+                    "sensor",
+                ]
+            )
+        ),
+        vol.Optional(
+            CONF_CONDITION_STATES, default=list(values[CONF_CONDITION_STATES] or [])
+        ): selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=list(CONDITION_STATE_SUGGESTIONS), multiple=True, custom_value=True
+            )
+        ),
+        vol.Optional(
+            CONF_QUIET_START, description={"suggested_value": values[CONF_QUIET_START]}
+        ): selector.TimeSelector(),
+        vol.Optional(
+            CONF_QUIET_END, description={"suggested_value": values[CONF_QUIET_END]}
+        ): selector.TimeSelector(),
+        vol.Required(CONF_QUIET_MODE, default=values[CONF_QUIET_MODE]): selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=[mode.value for mode in QuietMode],
+                mode=selector.SelectSelectorMode.DROPDOWN,
+                translation_key=CONF_QUIET_MODE,
+            )
+        ),
+        vol.Required(
+            CONF_DASHBOARD_PATH, default=values[CONF_DASHBOARD_PATH]
+        ): selector.TextSelector(),
+    }
+    return data_entry_flow.section(vol.Schema(fields), {"collapsed": True})
+
+
+def _history_section(current: Mapping[str, Any]) -> data_entry_flow.section:
+    """Retention of the event store: days, events, image space (0: no limit)."""
+    values = HISTORY_DEFAULTS | dict(current)
+
+    def number(high: float, step: float, unit: str) -> selector.NumberSelector:
+        return selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0,
+                max=high,
+                step=step,
+                unit_of_measurement=unit,
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        )
+
+    fields = {
+        vol.Required(CONF_RETENTION_DAYS, default=values[CONF_RETENTION_DAYS]): number(
+            3650, 1, "d"
+        ),
+        vol.Required(CONF_RETENTION_EVENTS, default=values[CONF_RETENTION_EVENTS]): number(
+            1_000_000, 1, "events"
+        ),
+        vol.Required(CONF_RETENTION_GB, default=values[CONF_RETENTION_GB]): number(
+            10_000, 0.1, "GB"
+        ),
+    }
+    return data_entry_flow.section(vol.Schema(fields), {"collapsed": True})
+
+
+def _camera_schema(
+    defaults: Mapping[str, Any], *, include_camera: bool, watched: Sequence[str] = ()
+) -> vol.Schema:
     fields: dict[Any, Any] = {}
     if include_camera:
+        # Cameras this entry watches already are left out of the picker (one subentry each).
         fields[vol.Required(CONF_CAMERA, default=defaults.get(CONF_CAMERA, vol.UNDEFINED))] = (
-            selector.EntitySelector(selector.EntitySelectorConfig(domain="camera"))
+            selector.EntitySelector(
+                selector.EntitySelectorConfig(domain="camera", exclude_entities=list(watched))
+            )
         )
     fields.update(
         {
@@ -408,7 +553,18 @@ class CameraSubentryFlow(ConfigSubentryFlow):
             errors[CONF_CLASSES] = "no_classes"
         if (trigger := data.get(CONF_TRIGGER)) and self.hass.states.get(trigger) is None:
             errors[CONF_TRIGGER] = "entity_not_found"
+        if not trigger and not data[CONF_INTERVAL]:
+            # Neither would ever start an analysis: the camera would be watched in name only.
+            errors["base"] = "no_trigger"
         return errors
+
+    def _watched(self) -> list[str]:
+        """The cameras the entry watches already."""
+        return [
+            sub.data[CONF_CAMERA]
+            for sub in self._get_entry().subentries.values()
+            if sub.subentry_type == SUBENTRY_CAMERA
+        ]
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Pick a camera and how to watch it."""
@@ -416,16 +572,18 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             data = self._clean(user_input)
             errors = self._check(data)
-            entry = self._get_entry()
-            if any(sub.unique_id == data[CONF_CAMERA] for sub in entry.subentries.values()):
-                return self.async_abort(reason="already_configured")
+            if data[CONF_CAMERA] in self._watched():
+                # A form error, not an abort: what the user typed stays in the form.
+                errors[CONF_CAMERA] = "already_watched"
             if not errors:
                 state = self.hass.states.get(data[CONF_CAMERA])
                 title = state.name if state is not None else data[CONF_CAMERA]
                 return self.async_create_entry(title=title, data=data, unique_id=data[CONF_CAMERA])
         return self.async_show_form(
             step_id="user",
-            data_schema=_camera_schema(user_input or {}, include_camera=True),
+            data_schema=_camera_schema(
+                user_input or {}, include_camera=True, watched=self._watched()
+            ),
             errors=errors,
         )
 

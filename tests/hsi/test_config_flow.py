@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 from hsi_client.testing import FakeServer
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+import voluptuous as vol
 
 from custom_components.hsi.config_flow import normalise_url
 from custom_components.hsi.const import (
@@ -25,12 +27,18 @@ from custom_components.hsi.const import (
     CONF_INTERVAL,
     CONF_LLM,
     CONF_MATCH_THRESHOLD,
+    CONF_NOTIFY_SERVICE,
+    CONF_QUIET_END,
+    CONF_QUIET_START,
+    CONF_ROUTE_HIGH,
+    CONF_ROUTE_MEDIUM,
     CONF_THREAT_HOLD,
     CONF_THREAT_THRESHOLD,
     CONF_TRIGGER,
     CONF_VERIFY_SSL,
     CONF_ZONES,
     DOMAIN,
+    SECTION_ALERTS,
     SUBENTRY_CAMERA,
 )
 from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntryState
@@ -39,7 +47,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from .conftest import CAMERA, MOTION, make_entry, start_subentry_reconfigure
+from .conftest import CAMERA, MOTION, make_entry, setup_integration, start_subentry_reconfigure
 
 
 async def _user(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
@@ -226,6 +234,51 @@ async def test_options(hass: HomeAssistant, setup_entry: MockConfigEntry) -> Non
     assert setup_entry.runtime_data.options.llm is False
 
 
+async def test_options_alerts(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    """Notify targets are picked from the notify actions there are; the alerts section."""
+    async_mock_service(hass, "notify", "mobile_app_pixel")
+    async_mock_service(hass, "notify", "send_message")
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    schema = result["data_schema"].schema
+    (targets,) = (v for k, v in schema.items() if k == CONF_NOTIFY_SERVICE)
+    assert targets.config["multiple"] is True
+    assert targets.config["options"] == ["mobile_app_pixel"]  # send_message needs an entity
+    alerts = {CONF_QUIET_START: "22:00:00", CONF_ROUTE_HIGH: "critical"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        OPTIONS | {CONF_NOTIFY_SERVICE: ["mobile_app_pixel"], SECTION_ALERTS: alerts},
+    )
+    assert result["errors"] == {"base": "quiet_hours_incomplete"}
+    alerts |= {CONF_QUIET_END: "06:30:00"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        OPTIONS | {CONF_NOTIFY_SERVICE: ["mobile_app_pixel"], SECTION_ALERTS: alerts},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    stored = setup_entry.options[SECTION_ALERTS]
+    assert stored[CONF_ROUTE_HIGH] == "critical"
+    assert stored[CONF_ROUTE_MEDIUM] == "active"  # the section's defaults fill the rest
+    applied = setup_entry.runtime_data.options
+    assert applied.notify_targets == ("mobile_app_pixel",)
+    assert applied.alerts.routes["high"] == "critical"
+    assert applied.alerts.quiet_start == time(22, 0)
+    assert applied.alerts.quiet_end == time(6, 30)
+
+
+async def test_options_keep_an_old_notify_text(
+    hass: HomeAssistant, demo_camera: str, fake_server: FakeServer
+) -> None:
+    """An entry from before the picker held one name as text: it is read and offered."""
+    entry = await setup_integration(
+        hass, make_entry(fake_server.url, options={CONF_NOTIFY_SERVICE: "notify.phone"})
+    )
+    assert entry.runtime_data.options.notify_targets == ("phone",)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    (targets,) = (v for k, v in result["data_schema"].schema.items() if k == CONF_NOTIFY_SERVICE)
+    assert "phone" in targets.config["options"]
+
+
 CAMERA_INPUT = {
     CONF_CAMERA: CAMERA,
     CONF_TRIGGER: MOTION,
@@ -277,12 +330,64 @@ async def test_camera_subentry(
     assert watcher.settings.interval == 30
     assert hass.states.get("sensor.demo_camera_risk_score") is not None
 
+    # A watched camera is not offered again; picked anyway, the form stays with an error.
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
     )
+    assert _camera_selector(result)["exclude_entities"] == [CAMERA]
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], CAMERA_INPUT)
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_CAMERA: "already_watched"}
+    assert len(entry.subentries) == 1
+
+
+def _camera_selector(result: Any) -> dict[str, Any]:
+    """The config of the form's camera picker, as the frontend receives it."""
+    for key, value in result["data_schema"].schema.items():
+        if key == CONF_CAMERA:
+            config: dict[str, Any] = value.config
+            return config
+    raise AssertionError("no camera field")
+
+
+async def test_camera_subentry_needs_a_trigger_or_an_interval(
+    hass: HomeAssistant, demo_camera: str, fake_server: FakeServer
+) -> None:
+    """The form's defaults (no trigger, interval 0) would watch nothing: an error says so."""
+    entry = make_entry(fake_server.url, subentries=[])
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
+    )
+    assert _camera_selector(result)["exclude_entities"] == []
+    # Only the camera picked: everything else as the form's defaults fill it in.
+    defaults = {
+        key.schema: key.default()
+        for key in result["data_schema"].schema
+        if key.default is not vol.UNDEFINED
+    }
+    assert defaults[CONF_INTERVAL] == 0
+    assert CONF_TRIGGER not in defaults
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], defaults | {CONF_CAMERA: CAMERA}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "no_trigger"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], defaults | {CONF_CAMERA: CAMERA, CONF_INTERVAL: 60}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    (subentry,) = entry.subentries.values()
+    assert entry.runtime_data.watchers[subentry.subentry_id].settings.interval == 60
+
+    # Reconfiguring it to watch nothing is refused the same way.
+    result = await start_subentry_reconfigure(hass, entry, subentry.subentry_id)
+    changes = {k: v for k, v in defaults.items() if k != CONF_CAMERA}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], changes)
+    assert result["errors"] == {"base": "no_trigger"}
 
 
 async def test_camera_subentry_reconfigure(

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from hsi_client import RiskAssessment
 
 from custom_components.hsi.models import SecurityEvent
-from custom_components.hsi.policy import Action, alert_due, decide, is_threat
+from custom_components.hsi.policy import (
+    Action,
+    AlertPlan,
+    AlertRules,
+    QuietMode,
+    Route,
+    Sent,
+    alert_due,
+    decide,
+    in_quiet_hours,
+    is_threat,
+    plan_alert,
+)
 
 START = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
 COOLDOWN = 300.0
+COOLDOWN_TD = timedelta(seconds=COOLDOWN)
 LOW = "low"  # alert from every level: the cooldown alone decides
 
 
@@ -129,3 +142,133 @@ def test_threat_holds_after_the_event() -> None:
     assert not is_threat(risky, ended + timedelta(seconds=121), threshold=60, hold=120)
     assert not is_threat(event("e2", 59), ended, threshold=60, hold=120)
     assert not is_threat(None, ended, threshold=60, hold=120)
+
+
+# Delivering ------------------------------------------------------------------------------------
+
+ROUTES = {
+    "low": Route.TIMELINE,
+    "medium": Route.ACTIVE,
+    "high": Route.TIME_SENSITIVE,
+    "critical": Route.CRITICAL,
+}
+RULES = AlertRules(routes=ROUTES, min_level="medium", cooldown=COOLDOWN)
+NOON = datetime(2026, 11, 27, 12, 0)  # local time of the plans (quiet hours are local)
+
+
+def summarised(base: SecurityEvent, summary: str) -> SecurityEvent:
+    """The same event with another summary (what the notification shows)."""
+    risk = RiskAssessment.build(base.risk.risk_score, summary, "r", source="llm")
+    return base.updated(risk=risk)
+
+
+def test_a_new_alert_is_routed_by_its_level() -> None:
+    assert plan_alert(event("e1", 40), {}, RULES, now=NOON) == AlertPlan("hsi-e1", Route.ACTIVE)
+    assert plan_alert(event("e1", 70), {}, RULES, now=NOON) == AlertPlan(
+        "hsi-e1", Route.TIME_SENSITIVE
+    )
+    assert plan_alert(event("e1", 90), {}, RULES, now=NOON) == AlertPlan("hsi-e1", Route.CRITICAL)
+    # Low is below the alert level; "timeline only" records without a notification.
+    assert plan_alert(event("e1", 20), {}, RULES, now=NOON) is None
+    everything = AlertRules(routes=ROUTES, min_level="low", cooldown=COOLDOWN)
+    assert plan_alert(event("e1", 20), {}, everything, now=NOON) is None
+    passive_low = AlertRules(
+        routes=ROUTES | {"low": Route.PASSIVE}, min_level="low", cooldown=COOLDOWN
+    )
+    assert plan_alert(event("e1", 20), {}, passive_low, now=NOON) == AlertPlan(
+        "hsi-e1", Route.PASSIVE
+    )
+    # What the record policy did not find worth an alert stays quiet.
+    assert plan_alert(event("e1", 70, notify=False), {}, RULES, now=NOON) is None
+
+
+def test_snooze_and_the_condition_hold_new_alerts_back() -> None:
+    risky = event("e1", 90)
+    later = NOON + timedelta(hours=1)
+    assert plan_alert(risky, {}, RULES, now=NOON, snoozed_until=later) is None
+    assert plan_alert(risky, {}, RULES, now=later, snoozed_until=later) is not None  # over
+    assert plan_alert(risky, {}, RULES, now=NOON, condition_met=False) is None
+
+
+def test_quiet_hours() -> None:
+    night = time(22, 0), time(7, 0)
+    silent = AlertRules(ROUTES, "medium", COOLDOWN, *night, QuietMode.SILENT)
+    recorded = AlertRules(ROUTES, "medium", COOLDOWN, *night, QuietMode.TIMELINE)
+    at_3am = datetime(2026, 11, 27, 3, 0)
+    high = event("e1", 70)
+    assert plan_alert(high, {}, silent, now=at_3am) == AlertPlan("hsi-e1", Route.PASSIVE)
+    assert plan_alert(high, {}, recorded, now=at_3am) is None
+    assert plan_alert(high, {}, recorded, now=NOON) == AlertPlan("hsi-e1", Route.TIME_SENSITIVE)
+    # Critical comes through quiet hours, at full volume.
+    critical = event("e2", 90)
+    assert plan_alert(critical, {}, silent, now=at_3am) == AlertPlan("hsi-e2", Route.CRITICAL)
+    assert plan_alert(critical, {}, recorded, now=at_3am) == AlertPlan("hsi-e2", Route.CRITICAL)
+
+
+def test_quiet_hours_window() -> None:
+    assert in_quiet_hours(time(23, 0), time(22, 0), time(7, 0))
+    assert in_quiet_hours(time(6, 59), time(22, 0), time(7, 0))
+    assert not in_quiet_hours(time(7, 0), time(22, 0), time(7, 0))
+    assert not in_quiet_hours(time(21, 59), time(22, 0), time(7, 0))
+    assert in_quiet_hours(time(13, 0), time(12, 0), time(14, 0))
+    assert not in_quiet_hours(time(14, 0), time(12, 0), time(14, 0))
+    assert not in_quiet_hours(time(3, 0), None, time(7, 0))
+    assert not in_quiet_hours(time(3, 0), time(7, 0), time(7, 0))
+
+
+def test_the_analysis_replaces_the_fast_path_alert() -> None:
+    preliminary = summarised(event("e1", 70, preliminary=True), "A person at the door")
+    ledger = {"e1": Sent.of(preliminary, "hsi-e1")}
+    # Same level, analysed: the notification changes silently, under the same tag.
+    analysed = summarised(event("e1", 72, notify=False), "A courier leaves a parcel")
+    assert plan_alert(analysed, ledger, RULES, now=NOON) == AlertPlan(
+        "hsi-e1", Route.PASSIVE, replaces=True
+    )
+    # Riskier: it replaces the first one at the new level's volume.
+    critical = summarised(event("e1", 90), "Someone tries the door handle")
+    assert plan_alert(critical, ledger, RULES, now=NOON) == AlertPlan(
+        "hsi-e1", Route.CRITICAL, replaces=True
+    )
+    # Lower, below the alert level: still replaced (silently), so the phone shows the analysis.
+    relief = summarised(event("e1", 10, notify=False), "A neighbour walks past")
+    assert plan_alert(relief, ledger, RULES, now=NOON) == AlertPlan(
+        "hsi-e1", Route.PASSIVE, replaces=True
+    )
+    # Nothing it shows changed (the same visitor folded in again): nothing is sent.
+    shown = Sent.of(analysed, "hsi-e1")
+    repeat = analysed.updated(occurrences=2)
+    assert plan_alert(repeat, {"e1": shown}, RULES, now=NOON) is None
+    # A snoozed camera's notification that is out already still shows the analysis, silently.
+    snoozed = plan_alert(analysed, ledger, RULES, now=NOON, snoozed_until=NOON + COOLDOWN_TD)
+    assert snoozed == AlertPlan("hsi-e1", Route.PASSIVE, replaces=True)
+    riskier_snoozed = plan_alert(
+        critical, ledger, RULES, now=NOON, snoozed_until=NOON + COOLDOWN_TD
+    )
+    assert riskier_snoozed == AlertPlan("hsi-e1", Route.PASSIVE, replaces=True)
+
+
+def test_the_same_visitor_on_the_next_camera_updates_the_notification() -> None:
+    driveway = event("e1", 45, gallery={"w1"}, camera="driveway")
+    ledger = {"e1": Sent.of(driveway, "hsi-e1")}
+    # The record policy found nobody new (notify False): the walker's notification follows.
+    door = event("e2", 45, at=40, gallery={"w1"}, camera="front_door", notify=False)
+    assert plan_alert(door, ledger, RULES, now=NOON) == AlertPlan(
+        "hsi-e1", Route.PASSIVE, replaces=True
+    )
+    after = event("e3", 45, at=400, gallery={"w1"}, camera="front_door", notify=False)
+    assert plan_alert(after, ledger, RULES, now=NOON) is None
+    stranger = event("e4", 45, at=40, gallery={"w2"}, camera="front_door", notify=False)
+    assert plan_alert(stranger, ledger, RULES, now=NOON) is None
+    below = event("e5", 20, at=40, gallery={"w1"}, camera="front_door", notify=False)
+    assert plan_alert(below, ledger, RULES, now=NOON) is None  # below the alert level
+    snoozed = plan_alert(door, ledger, RULES, now=NOON, snoozed_until=NOON + COOLDOWN_TD)
+    assert snoozed is None  # the snoozed camera adds nothing
+    # Nobody re-identified: the camera's own latest notification within the cooldown.
+    anonymous = event("e6", 40)
+    camera_ledger = {"e6": Sent.of(anonymous, "hsi-e6")}
+    again = event("e7", 40, at=100, notify=False)
+    assert plan_alert(again, camera_ledger, RULES, now=NOON) == AlertPlan(
+        "hsi-e6", Route.PASSIVE, replaces=True
+    )
+    elsewhere = event("e8", 40, at=100, notify=False, camera="garden")
+    assert plan_alert(elsewhere, camera_ledger, RULES, now=NOON) is None
