@@ -27,6 +27,7 @@ from custom_components.hsi.store import (
     store_paths,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.util import dt as dt_util
 
 from .conftest import CAMERA, action, jpeg, make_entry, setup_integration
@@ -379,3 +380,17 @@ async def test_retention_options_apply_at_load(
     await action(hass, "analyze", {"entity_id": CAMERA})
     last = await action(hass, "analyze", {"entity_id": CAMERA})
     assert [e.event_id for e in (await store.async_list(EventFilter()))[0]] == [last["event_id"]]
+
+
+async def test_history_options(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    """The options flow's history section sets the retention of the reloaded store."""
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    history = {"retention_days": 7, "retention_events": 500, "retention_gb": 0.5}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"alerts": {}, "history": history}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert setup_entry.options["history"] == history
+    assert setup_entry.runtime_data.store.policy == RetentionPolicy(7, 500, 512 * 1024**2)
