@@ -22,7 +22,7 @@ from .gallery import Gallery
 from .models import CameraSettings, HsiConfigEntry, HsiRuntimeData, PipelineOptions
 from .notifications import Notifier, async_setup_actions
 from .services import async_setup_services
-from .store import EventStore, RetentionPolicy
+from .store import EventStore, RetentionPolicy, async_remove_store
 from .views import async_setup_views
 from .watcher import CameraWatcher
 from .websocket_api import async_setup_websocket_api
@@ -93,6 +93,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
         notifier=Notifier(hass, entry, options),
     )
     entry.runtime_data = runtime
+    entry.async_on_unload(store.async_listen(runtime.notifier.async_on_store))
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_CAMERA:
             runtime.watchers[subentry.subentry_id] = CameraWatcher(
@@ -136,6 +137,11 @@ async def async_remove_config_entry_device(
 async def _async_update_listener(hass: HomeAssistant, entry: HsiConfigEntry) -> None:
     """Options or cameras changed: reload."""
     await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> None:
+    """The entry was deleted: its event database and its cameras' images go with it."""
+    await async_remove_store(hass, entry.entry_id, entry.subentries)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:

@@ -65,6 +65,9 @@ class TargetPlatform(StrEnum):
     OTHER = "other"
 
 
+MOBILE_PLATFORMS = frozenset(
+    {TargetPlatform.IOS, TargetPlatform.ANDROID, TargetPlatform.MOBILE_APP}
+)
 # iOS `push.interruption-level` per route.
 IOS_LEVELS: dict[Route, str] = {
     Route.PASSIVE: "passive",
@@ -189,6 +192,7 @@ class Notifier:
         self.ledger: OrderedDict[str, Sent] = OrderedDict()
         self.snoozes: dict[str, datetime] = {}
         self._lock = asyncio.Lock()  # sends go out in the order events were recorded
+        self._cleared: set[str] = set()  # tags cleared after feedback
 
     # Snooze ----------------------------------------------------------------------------------
 
@@ -239,6 +243,33 @@ class Notifier:
             self.hass, self._async_send(event, plan), f"hsi notify {event.camera_name}"
         )
         return plan
+
+    @callback
+    def async_on_store(self, kind: str, event: SecurityEvent) -> None:
+        """Store listener: an event marked a false alarm or acknowledged clears its notification.
+
+        From the card, a button or another phone: the notification disappears everywhere.
+        """
+        if kind != "updated" or not (event.false_alarm or event.acknowledged):
+            return
+        if (sent := self.ledger.get(event.event_id)) is None or sent.tag in self._cleared:
+            return
+        self._cleared.add(sent.tag)
+        self.entry.async_create_background_task(
+            self.hass, self._async_clear(sent.tag), f"hsi clear {sent.tag}"
+        )
+
+    async def _async_clear(self, tag: str) -> None:
+        async with self._lock:
+            persistent_notification.async_dismiss(self.hass, tag)
+            for service in self.options.notify_targets:
+                if target_platform(self.hass, service) in MOBILE_PLATFORMS:
+                    try:
+                        await self._async_call(
+                            service, {"message": "clear_notification", "data": {"tag": tag}}
+                        )
+                    except (HomeAssistantError, vol.Invalid) as err:
+                        LOGGER.debug("Cannot clear %s through notify.%s: %s", tag, service, err)
 
     async def _async_send(self, event: SecurityEvent, plan: AlertPlan) -> None:
         async with self._lock:

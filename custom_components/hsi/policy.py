@@ -25,6 +25,7 @@ Delivering (`plan_alert`, one notification per incident):
   not at all when nothing it shows changed (a repeat of the same visitor)
 - an event that alerts no one because the same visitor was alerted within the cooldown on
   another camera updates that notification (same tag, silent) instead of sending nothing
+- an event marked a false alarm or acknowledged sends nothing more
 """
 
 from __future__ import annotations
@@ -243,6 +244,8 @@ def plan_alert(
 
     `ledger`: what is out, by event id. `now` is local time (quiet hours are local).
     """
+    if event.false_alarm or event.acknowledged:
+        return None  # someone dealt with it already (its notification was cleared)
     level = event.risk.risk_level
     critical = rules.routes.get(level, Route.TIMELINE) is Route.CRITICAL
     quiet = not critical and in_quiet_hours(now.time(), rules.quiet_start, rules.quiet_end)

@@ -328,6 +328,9 @@ async def test_buttons(
     hass.bus.async_fire(MOBILE_APP_ACTION_EVENT, {"action": buttons[1]})
     await hass.async_block_till_done()
     assert (await runtime.store.async_get(event_id)).false_alarm
+    # Dealt with: its notification is cleared on the phones.
+    cleared = calls[IPHONE][-1].data
+    assert cleared == {"message": "clear_notification", "data": {"tag": f"hsi-{event_id}"}}
 
     hass.bus.async_fire(MOBILE_APP_ACTION_EVENT, {"action": buttons[2], "reply_text": " Alice "})
     await hass.async_block_till_done()
@@ -352,7 +355,7 @@ async def test_buttons(
     await advance(hass, freezer, 6)
     events, _cursor = await runtime.store.async_list(EventFilter())
     assert len(events) == 2
-    assert len(calls[IPHONE]) == 1
+    assert len(calls[IPHONE]) == 2  # the alert and its clearing, nothing more
 
     # Other integrations' buttons and unknown ids are ignored.
     hass.bus.async_fire(MOBILE_APP_ACTION_EVENT, {"action": "OTHER_THING"})

@@ -178,6 +178,11 @@ def test_a_new_alert_is_routed_by_its_level() -> None:
     assert plan_alert(event("e1", 20), {}, passive_low, now=NOON) == AlertPlan(
         "hsi-e1", Route.PASSIVE
     )
+    # Someone dealt with it already (false alarm, acknowledged): nothing more, not even updates.
+    handled = event("e1", 70).updated(false_alarm=True)
+    ledger = {"e1": Sent.of(summarised(event("e1", 40), "earlier"), "hsi-e1")}
+    assert plan_alert(handled, ledger, RULES, now=NOON) is None
+    assert plan_alert(event("e1", 70).updated(acknowledged=True), {}, RULES, now=NOON) is None
     # What the record policy did not find worth an alert stays quiet.
     assert plan_alert(event("e1", 70, notify=False), {}, RULES, now=NOON) is None
 
