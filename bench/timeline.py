@@ -216,8 +216,23 @@ async def _run_in(
 
             n = args.requests
             results.append(("hsi/cameras: websocket round trip", await _timed(ws_cameras, n)))
+            signed_paths = _mod("custom_components.hsi.websocket_api").SIGNED_PATHS
+
+            async def ws_list_unsigned() -> None:
+                hass.data.pop(signed_paths, None)  # as the first time these events are listed
+                await ws_list()
+
             results.append(
-                ("list, 50 newest, 4 signed images each (websocket)", await _timed(ws_list, n))
+                (
+                    "list, 50 newest, 4 images each, first signing (websocket)",
+                    await _timed(ws_list_unsigned, n),
+                )
+            )
+            results.append(
+                (
+                    "list, 50 newest, 4 images each, signatures reused (websocket)",
+                    await _timed(ws_list, n),
+                )
             )
             results.append(
                 (

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import wraps
 import heapq
+import time
 from typing import Any, Final
 
 from hsi_client import GROUPS, RISK_LEVELS, group_of
@@ -42,6 +43,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
 
 from .const import CONF_CAMERA, DOMAIN, SUBENTRY_CAMERA
 from .gallery import Gallery
@@ -52,6 +54,13 @@ DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 # Long enough for a card left open a while; the card asks again (hsi/events/get) after that.
 SIGNED_URL_LIFETIME: Final = timedelta(hours=1)
+# Signing costs ~35 µs a path (an HS256 JWT) and a page of 50 events has up to 200 paths, most
+# of a list's time: a signature is reused while at least half its lifetime is left, so paging
+# back and forth signs once. The bound only keeps memory small; clearing costs one re-sign.
+SIGNED_PATHS: Final[HassKey[dict[tuple[str | None, str], tuple[str, float]]]] = HassKey(
+    f"{DOMAIN}_signed_paths"
+)
+MAX_SIGNED_PATHS: Final = 20_000
 SOURCES: Final = ("llm", "rules")
 
 ERR_NO_EMBEDDING: Final = "no_embedding"
@@ -162,13 +171,26 @@ def event_dict(
     """The event as the API shows it: image paths signed for this connection."""
     data = event.as_dict()
     urls = {
-        name: async_sign_path(hass, path, SIGNED_URL_LIFETIME, refresh_token_id=refresh_token_id)
+        name: _signed(hass, path, refresh_token_id)
         for name, path in data.get("image_urls", {}).items()
     }
     data["image_urls"] = urls
     if "snapshot" in urls:
         data["snapshot_url"] = urls["snapshot"]
     return data
+
+
+def _signed(hass: HomeAssistant, path: str, refresh_token_id: str | None) -> str:
+    """The path signed for a refresh token, valid for at least half of SIGNED_URL_LIFETIME."""
+    cache = hass.data.setdefault(SIGNED_PATHS, {})
+    now = time.time()  # the signature's own clock
+    if (hit := cache.get((refresh_token_id, path))) is not None and hit[1] > now:
+        return hit[0]
+    if len(cache) >= MAX_SIGNED_PATHS:
+        cache.clear()
+    signed = async_sign_path(hass, path, SIGNED_URL_LIFETIME, refresh_token_id=refresh_token_id)
+    cache[(refresh_token_id, path)] = (signed, now + SIGNED_URL_LIFETIME.total_seconds() / 2)
+    return signed
 
 
 def _sort_key(event: SecurityEvent) -> SortKey:

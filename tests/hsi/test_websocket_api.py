@@ -388,6 +388,8 @@ async def test_signed_image_urls(
     ws: MockHAClientWebSocket,
     entry: MockConfigEntry,
     hass_client_no_auth: ClientSessionGenerator,
+    hass_ws_client: WebSocketGenerator,
+    hass_read_only_access_token: str,
 ) -> None:
     """Image paths come signed for the connection: fetchable without a token, not unsigned."""
     front, _ = _cameras(entry)
@@ -412,7 +414,12 @@ async def test_signed_image_urls(
     assert (await client.get(f"/api/hsi/events/bare/snapshot.jpg?{signature}")).status == 401
 
     got = (await _result(ws, "hsi/events/get", event_id="pic"))["event"]
-    assert (await client.get(got["image_urls"]["snapshot"])).status == 200
+    assert got["image_urls"]["snapshot"] == url  # signed once, reused for half its lifetime
+    # Another user's connection gets its own signature, which works as well.
+    other = await hass_ws_client(hass, hass_read_only_access_token)
+    theirs = (await _result(other, "hsi/events/get", event_id="pic"))["event"]["snapshot_url"]
+    assert theirs != url
+    assert (await client.get(theirs)).status == 200
 
 
 async def test_unknown_ids_and_bad_input(ws: MockHAClientWebSocket, entry: MockConfigEntry) -> None:
