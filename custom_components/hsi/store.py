@@ -13,6 +13,7 @@ image files, never its record: the error is logged and the record is stored with
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,6 +26,7 @@ import io
 import json
 from pathlib import Path
 import re
+import shutil
 import sqlite3
 from typing import Any, Final, Self
 
@@ -127,6 +129,26 @@ def store_paths(hass: HomeAssistant, entry_id: str) -> tuple[Path, Path]:
     """The database file of an entry and the folder of every entry's images."""
     media = hass.config.media_dirs.get("local") or hass.config.path("media")
     return Path(hass.config.path(".storage", f"{DOMAIN}.{entry_id}.events.db")), Path(media, DOMAIN)
+
+
+async def async_remove_store(hass: HomeAssistant, entry_id: str, camera_ids: Iterable[str]) -> None:
+    """Delete an entry's database and its cameras' images (the entry was deleted)."""
+    db_path, image_root = store_paths(hass, entry_id)
+    cameras = list(camera_ids)
+
+    def remove() -> None:
+        # Cameras removed earlier still have folders: the database knows them.
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db,
+        ):
+            cameras.extend(row[0] for row in db.execute("SELECT DISTINCT camera_id FROM events"))
+        for suffix in ("", "-wal", "-shm"):
+            db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
+        for camera_id in cameras:
+            shutil.rmtree(image_root / camera_id, ignore_errors=True)
+
+    await hass.async_add_executor_job(remove)
 
 
 def _micros(moment: datetime) -> int:
@@ -625,6 +647,7 @@ class EventStore:
         self._recent: dict[str, list[SecurityEvent]] = {}
         self._index: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._unsub_stop: CALLBACK_TYPE | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
         self._listeners: list[StoreListener] = []
         self._unsubs: list[CALLBACK_TYPE] = []
         self._runs = 0
@@ -668,7 +691,12 @@ class EventStore:
         self._unsub_stop = self.hass.bus.async_listen_once(
             EVENT_HOMEASSISTANT_FINAL_WRITE, self._async_on_stop
         )
-        await self.async_upkeep(sweep=True)
+        await self.async_upkeep()
+        # The orphan sweep walks every image file: in the background, not in the setup's time.
+        # Calls made meanwhile queue behind it in the worker.
+        self._sweep_task = self.hass.async_create_background_task(
+            self.async_upkeep(sweep=True), f"{DOMAIN} orphan sweep"
+        )
 
     async def _async_on_stop(self, _event: Event) -> None:
         self._unsub_stop = None  # it fired: removing it now would be an error
@@ -682,6 +710,9 @@ class EventStore:
         if self._unsub_stop is not None:
             self._unsub_stop()
             self._unsub_stop = None
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()  # its worker call still finishes before the close
+            self._sweep_task = None
         executor, self._executor = self._executor, None
         if executor is None:
             return

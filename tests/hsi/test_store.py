@@ -71,6 +71,10 @@ def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
+def _folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())
+
+
 def _day(moment: datetime) -> str:
     return dt_util.as_local(moment).date().isoformat()
 
@@ -394,3 +398,22 @@ async def test_history_options(hass: HomeAssistant, setup_entry: MockConfigEntry
     await hass.async_block_till_done()
     assert setup_entry.options["history"] == history
     assert setup_entry.runtime_data.store.policy == RetentionPolicy(7, 500, 512 * 1024**2)
+
+
+async def test_removing_the_entry_removes_its_files(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_server: FakeServer, event_files: Path
+) -> None:
+    """Deleting the entry deletes its database and its cameras' images, nobody else's."""
+    fake_server.default_detections = [detection("person", 0.7)]
+    await action(hass, "analyze", {"entity_id": CAMERA})
+    gone = event_files / "removed-camera" / "2026-01-01"
+    gone.mkdir(parents=True)
+    await setup_entry.runtime_data.store.async_add(_event("old", camera="removed-camera"), jpeg())
+    other = event_files / "another-entry-camera"
+    other.mkdir()
+    database, _ = store_module.store_paths(hass, setup_entry.entry_id)
+    assert database.exists()
+    assert await hass.config_entries.async_remove(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert not database.exists()
+    assert _folders(event_files) == ["another-entry-camera"]
