@@ -71,6 +71,12 @@ def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
+def _block(folder: Path) -> None:
+    """Put a file where a folder must be: writes fail, also for root (unlike chmod)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_bytes(b"not a folder")
+
+
 def _folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir())
 
@@ -282,8 +288,7 @@ async def test_unwritable_media_folder_keeps_the_record(
 ) -> None:
     """A file where a folder must be (root ignores permissions): logged, record kept."""
     base = event_files.parent.parent  # the folder holding .storage and media
-    (base / blocker).parent.mkdir(parents=True, exist_ok=True)
-    (base / blocker).write_bytes(b"not a folder")
+    _block(base / blocker)
     store = EventStore(hass, "readonly", NO_LIMITS)
     await store.async_load()
     with caplog.at_level(logging.ERROR):
@@ -417,3 +422,22 @@ async def test_removing_the_entry_removes_its_files(
     await hass.async_block_till_done()
     assert not database.exists()
     assert _folders(event_files) == ["another-entry-camera"]
+
+
+async def test_pipeline_with_unwritable_media_folder(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_server: FakeServer,
+    event_files: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The pipeline goes on: the event is recorded and announced without image files."""
+    _block(event_files)
+    fake_server.default_detections = [detection("person", 0.7)]
+    event = await action(hass, "analyze", {"entity_id": CAMERA})
+    assert event["images"] == []
+    assert event["image_urls"] == {}
+    stored = await setup_entry.runtime_data.store.async_get(event["event_id"])
+    assert stored is not None
+    assert stored.risk.risk_score == event["risk_score"]
+    assert "Cannot store the images of security events" in caplog.text
