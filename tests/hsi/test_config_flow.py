@@ -39,6 +39,7 @@ from custom_components.hsi.const import (
     CONF_ZONES,
     DOMAIN,
     SECTION_ALERTS,
+    SECTION_HISTORY,
     SUBENTRY_CAMERA,
 )
 from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntryState
@@ -243,16 +244,18 @@ async def test_options_alerts(hass: HomeAssistant, setup_entry: MockConfigEntry)
     (targets,) = (v for k, v in schema.items() if k == CONF_NOTIFY_SERVICE)
     assert targets.config["multiple"] is True
     assert targets.config["options"] == ["mobile_app_pixel"]  # send_message needs an entity
+    # The frontend sends every section's fields, the history section's too.
     alerts = {CONF_QUIET_START: "22:00:00", CONF_ROUTE_HIGH: "critical"}
+    sections = {SECTION_HISTORY: {}}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        OPTIONS | {CONF_NOTIFY_SERVICE: ["mobile_app_pixel"], SECTION_ALERTS: alerts},
+        OPTIONS | sections | {CONF_NOTIFY_SERVICE: ["mobile_app_pixel"], SECTION_ALERTS: alerts},
     )
     assert result["errors"] == {"base": "quiet_hours_incomplete"}
     alerts |= {CONF_QUIET_END: "06:30:00"}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        OPTIONS | {CONF_NOTIFY_SERVICE: ["mobile_app_pixel"], SECTION_ALERTS: alerts},
+        OPTIONS | sections | {CONF_NOTIFY_SERVICE: ["mobile_app_pixel"], SECTION_ALERTS: alerts},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
