@@ -234,7 +234,8 @@ class _Database:
         ).fetchone()
 
     def _connect(self) -> None:
-        self._db = sqlite3.connect(self.db_path, isolation_level=None)
+        # Python's default transactions: `with self.db` makes each change one transaction.
+        self._db = sqlite3.connect(self.db_path)
         # WAL: one append per event instead of rewriting pages; NORMAL is durable in WAL mode
         # except for the last transactions before a power cut.
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -404,12 +405,14 @@ class _Database:
         policy: RetentionPolicy,
     ) -> _Stored:
         """Insert, or update in place: feedback and unreplaced images stay."""
-        old = self.get(event.event_id)
-        images: dict[str, bool] = {}  # name: present
+        row = self.db.execute(
+            "SELECT image_dir, size, data FROM events WHERE event_id = ?", (event.event_id,)
+        ).fetchone()
+        old = self._event(row[2]) if row else None
+        images: set[str] = set()
         if old is not None:
-            old_dir = self._row(event.event_id)
-            image_dir = old_dir[0] if old_dir else image_dir
-            images = dict.fromkeys(old.images, True)
+            image_dir = row[0]  # an update keeps its folder, whatever the day is now
+            images = set(old.images)
             event = event.updated(
                 acknowledged=old.acknowledged,
                 false_alarm=old.false_alarm,
@@ -417,30 +420,23 @@ class _Database:
                 identity=old.identity,
             )
         if snapshot is not None:
-            images.pop("snapshot", None)
+            images.discard("snapshot")
             if self._write(image_dir, event.event_id, "snapshot", snapshot) is not None:
-                images["snapshot"] = True
-        if frames:
-            stale = [name for name in images if name.startswith("frame")]
-            for name in stale:
-                del images[name]
+                images.add("snapshot")
+        if frames:  # new key frames replace all the old ones
+            images = {name for name in images if not name.startswith("frame")}
             for index, frame in enumerate(frames):
                 if self._write(image_dir, event.event_id, f"frame{index}", frame) is not None:
-                    images[f"frame{index}"] = True
-            gone = [name for name in stale if name not in images]
-            self._unlink(image_dir, event.event_id, gone)
+                    images.add(f"frame{index}")
+        if old is not None and (stale := set(old.images) - images):
+            self._unlink(image_dir, event.event_id, stale)  # replaced by nothing (disk error)
         names = tuple(sorted(images, key=_image_order))
         event = event.updated(images=names)
         size = self._size(image_dir, event.event_id, names)
         with self.db:
-            if old is None:
-                self._save(event, image_dir, size, replace=False)
-                self.count += 1
-            else:
-                previous = self._row(event.event_id)
-                self.bytes -= previous[2] if previous else 0
-                self._save(event, image_dir, size, replace=True)
-            self.bytes += size
+            self._save(event, image_dir, size, replace=old is not None)
+        self.count += old is None
+        self.bytes += size - (row[1] if row else 0)
         removed: list[SecurityEvent] = []
         if (policy.max_events and self.count > policy.max_events) or (
             policy.max_bytes and self.bytes > policy.max_bytes
