@@ -515,7 +515,8 @@ class _Database:
 
         Only the folders of this store's cameras are looked at: other entries share the media
         folder. A record that never had a file (the disk refused it) stays; one whose files are
-        all gone is removed unless kept; one that lost some keeps the rest.
+        all gone is removed unless kept; one that lost some keeps the rest. Records of a camera
+        whose whole folder is missing stay as they are.
         Returns (files removed, records removed, records changed).
         """
         known: dict[str, tuple[str, set[str]]] = {
@@ -527,10 +528,12 @@ class _Database:
         cameras |= {r[0] for r in self.db.execute("SELECT DISTINCT camera_id FROM events")}
         files_removed = 0
         present: dict[str, set[str]] = {}
+        walked: set[str] = set()
         for camera_id in cameras:
             folder = self.image_root / camera_id
             if not folder.is_dir():
                 continue
+            walked.add(camera_id)
             for day in list(folder.iterdir()):
                 if not day.is_dir():
                     continue
@@ -550,10 +553,14 @@ class _Database:
                         path.unlink(missing_ok=True)
                         files_removed += 1
                 self._prune(day)
+        # A camera folder that is missing as a whole (the media folder not mounted yet, a
+        # share offline) proves nothing: only records of walked folders can have lost files.
         lost = [
             (event_id, image_dir, images - present.get(event_id, set()))
             for event_id, (image_dir, images) in known.items()
-            if images and images - present.get(event_id, set())
+            if images
+            and images - present.get(event_id, set())
+            and image_dir.partition("/")[0] in walked
         ]
         removed: list[SecurityEvent] = []
         changed: list[SecurityEvent] = []

@@ -77,6 +77,10 @@ def _block(folder: Path) -> None:
     folder.write_bytes(b"not a folder")
 
 
+def _move(source: Path, target: Path) -> None:
+    source.rename(target)
+
+
 def _folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir())
 
@@ -266,6 +270,13 @@ async def test_orphan_sweep(hass: HomeAssistant, event_files: Path) -> None:
     other = event_files / "other-entry-camera" / "2026-01-01"
     other.mkdir(parents=True)
     (other / "x-snapshot.jpg").write_bytes(jpeg())  # another entry's: not ours to judge
+
+    # The media folder away (a share not mounted yet): nothing is judged, nothing removed.
+    aside = event_files.with_name("away")
+    _move(event_files, aside)
+    await store.async_upkeep(sweep=True)
+    assert len((await store.async_list(EventFilter()))[0]) == 5
+    _move(aside, event_files)
 
     await store.async_upkeep(sweep=True)
     events = {e.event_id: e for e in (await store.async_list(EventFilter()))[0]}
