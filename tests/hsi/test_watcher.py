@@ -158,6 +158,7 @@ async def test_fast_path_then_update(
     assert first["source"] == "rules"
     assert first["risk_level"] in ("low", "medium")
     assert hass.states.get(LAST).attributes["preliminary"] is True
+    assert first["images"] == ["snapshot"]  # the preliminary event: its snapshot only
 
     await advance(hass, freezer, 6)
     assert len(security_events) == 2
@@ -167,7 +168,11 @@ async def test_fast_path_then_update(
     assert final["update"] is True
     assert final["source"] == "llm"
     assert final["notify"] is True  # level changed: the alert is replaced
+    # One record, its files updated: the analysis' snapshot and the key frames it analysed.
     assert len(setup_entry.runtime_data.store.recent()) == 1
+    assert final["images"] == ["snapshot", "frame0"]
+    store = setup_entry.runtime_data.store
+    assert (await store.async_get(final["event_id"])).images == ("snapshot", "frame0")
 
 
 async def test_analyze_missing_falls_back_to_rules(
