@@ -207,7 +207,8 @@ class Notifier:
         if until is None or until <= dt_util.utcnow():
             self.snoozes.pop(camera_id, None)
         else:
-            self.snoozes[camera_id] = dt_util.as_utc(until)
+            # Whole seconds: what the entity's state shows is exactly the end.
+            self.snoozes[camera_id] = dt_util.as_utc(until).replace(microsecond=0)
         async_dispatcher_send(self.hass, SIGNAL_SNOOZE.format(camera_id))
 
     # Conditions ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Actions: analyze, analyze_image, enroll, forget, clear_history."""
+"""Actions: analyze, analyze_image, enroll, forget, clear_history, snooze."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
+from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import DOMAIN, SNOOZE_BUTTON
 from .events import async_publish_event
 from .models import CameraSettings, HsiConfigEntry, SecurityEvent
 from .watcher import CameraWatcher, async_snapshot, server_error
@@ -30,6 +32,7 @@ SERVICE_ANALYZE_IMAGE = "analyze_image"
 SERVICE_ENROLL = "enroll"
 SERVICE_FORGET = "forget"
 SERVICE_CLEAR_HISTORY = "clear_history"
+SERVICE_SNOOZE = "snooze"
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_FILE_PATH = "file_path"
@@ -37,6 +40,7 @@ ATTR_NAME = "name"
 ATTR_CAMERA = "camera"
 ATTR_KIND = "kind"
 ATTR_MEDIA = "media"
+ATTR_DURATION = "duration"
 MEDIA_PREFIX = "media-source://"
 
 ENTRY_FIELD: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
@@ -70,6 +74,13 @@ ENROLL_SCHEMA = vol.All(
 )
 FORGET_SCHEMA = vol.Schema({vol.Required(ATTR_NAME): cv.string, **ENTRY_FIELD})
 CLEAR_SCHEMA = vol.Schema({vol.Optional(ATTR_ENTITY_ID): cv.entity_id, **ENTRY_FIELD})
+SNOOZE_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_ENTITY_ID): cv.entity_id,
+        vol.Optional(ATTR_DURATION, default=SNOOZE_BUTTON): cv.positive_time_period,
+        **ENTRY_FIELD,
+    }
+)
 
 
 def _entry(hass: HomeAssistant, call: ServiceCall) -> HsiConfigEntry:
@@ -275,6 +286,24 @@ async def _async_clear_history(call: ServiceCall) -> ServiceResponse:
     return {"removed": await entry.runtime_data.store.async_clear(camera_id)}
 
 
+async def _async_snooze(call: ServiceCall) -> ServiceResponse:
+    """Snooze a camera's alerts for a while (0: end the snooze); its events are still recorded."""
+    entry = _entry(call.hass, call)
+    entity_id = call.data[ATTR_ENTITY_ID]
+    if (watcher := _watcher_of(entry, entity_id)) is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="camera_not_configured",
+            translation_placeholders={"entity_id": entity_id},
+        )
+    duration: timedelta = call.data[ATTR_DURATION]
+    notifier = entry.runtime_data.notifier
+    camera_id = watcher.settings.camera_id
+    notifier.async_snooze(camera_id, dt_util.utcnow() + duration if duration else None)
+    until = notifier.snoozed_until(camera_id)
+    return {"snoozed_until": until.isoformat() if until else None}
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
@@ -289,5 +318,6 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_ENROLL, _async_enroll, ENROLL_SCHEMA, SupportsResponse.OPTIONAL),
         (SERVICE_FORGET, _async_forget, FORGET_SCHEMA, SupportsResponse.OPTIONAL),
         (SERVICE_CLEAR_HISTORY, _async_clear_history, CLEAR_SCHEMA, SupportsResponse.OPTIONAL),
+        (SERVICE_SNOOZE, _async_snooze, SNOOZE_SCHEMA, SupportsResponse.OPTIONAL),
     ):
         hass.services.async_register(DOMAIN, name, handler, schema, supports_response=response)

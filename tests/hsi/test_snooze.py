@@ -6,16 +6,18 @@ from datetime import timedelta
 
 from freezegun.api import FrozenDateTimeFactory
 from hsi_client.testing import FakeServer, detection
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_mock_service,
     mock_restore_cache,
 )
 
-from custom_components.hsi.const import CONF_NOTIFY_SERVICE
+from custom_components.hsi.const import CONF_NOTIFY_SERVICE, DOMAIN
 from custom_components.hsi.store import EventFilter
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
 
 from .conftest import advance, make_entry, motion, setup_integration
@@ -90,3 +92,30 @@ async def test_a_past_snooze_is_not_restored(
     assert hass.states.get(SNOOZE).state == STATE_UNKNOWN
     (camera_id,) = entry.runtime_data.watchers
     assert entry.runtime_data.notifier.snoozed_until(camera_id) is None
+
+
+async def test_snooze_action(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, demo_camera: str
+) -> None:
+    """hsi.snooze: for a duration (1 h by default), 0 ends it; only a watched camera."""
+    response = await hass.services.async_call(
+        DOMAIN, "snooze", {"entity_id": demo_camera}, blocking=True, return_response=True
+    )
+    until = dt_util.parse_datetime(hass.states.get(SNOOZE).state)
+    assert until is not None
+    assert response == {"snoozed_until": until.isoformat()}
+    assert timedelta(minutes=59) < until - dt_util.utcnow() <= timedelta(hours=1)
+    await hass.services.async_call(
+        DOMAIN, "snooze", {"entity_id": demo_camera, "duration": {"hours": 8}}, blocking=True
+    )
+    until = dt_util.parse_datetime(hass.states.get(SNOOZE).state)
+    assert until is not None and until - dt_util.utcnow() > timedelta(hours=7)
+    await hass.services.async_call(
+        DOMAIN, "snooze", {"entity_id": demo_camera, "duration": 0}, blocking=True
+    )
+    assert hass.states.get(SNOOZE).state == STATE_UNKNOWN
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "snooze", {"entity_id": "camera.demo_camera_png"}, blocking=True
+        )
+    assert err.value.translation_key == "camera_not_configured"
