@@ -46,6 +46,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SCENE = REPO_ROOT / "scripts" / "demo_scene" / "hsi_demo"
 CAMERA = "camera.demo_camera"  # the demo scene's camera
 MOTION = "binary_sensor.demo_motion"  # the demo scene's motion sensor
+HOME_MODE = "input_select.home_mode"
+# The demo's options: its home mode, and a batch that closes 10 s after the scene goes quiet.
+DEMO_OPTIONS = {"home_mode_entity": HOME_MODE, "idle_timeout": 10}
 USERNAME = "demo"
 PASSWORD = "demo-password"  # noqa: S105 - a throwaway local demo instance
 RESULT_PREFIX = "DEMO_RESULT "
@@ -76,6 +79,14 @@ search:
 system_health:
 # The media browser (HSI's media source: cameras, days, events).
 media_source:
+# The household's mode, passed to the analysis (options: home mode entity): everyone is out, so
+# the scene's visitor is worth an alert (the rules add 25 for a person while away).
+input_select:
+  home_mode:
+    name: Home mode
+    options: [home, away, night]
+    initial: away
+    icon: mdi:home-account
 logger:
   default: warning
 """
@@ -126,13 +137,15 @@ def ensure_port_free(port: int, what: str) -> None:
             ) from err
 
 
-async def start(name: str, argv: list[str], log_path: Path, env: Mapping[str, str]) -> Child:
+async def start(
+    name: str, argv: list[str], log_path: Path, env: Mapping[str, str], cwd: Path = REPO_ROOT
+) -> Child:
     """Start a child in its own session, so Ctrl-C reaches only us and we stop it in order."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             *argv,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out,
@@ -251,6 +264,34 @@ class HomeAssistantApi:
             raise DemoError(f"{base}: expected create_entry, got {json.dumps(result)[:1000]}")
         return result
 
+    async def options(self, entry_id: str, user_input: dict[str, Any]) -> dict[str, Any]:
+        """Run the entry's options flow with `user_input` (the form fills in the defaults)."""
+        base = "/api/config/config_entries/options/flow"
+        form = await self.request("POST", base, json={"handler": entry_id})
+        # Sections (collapsed groups of fields) are required keys; their fields have defaults.
+        sections: dict[str, Any] = {
+            f["name"]: {} for f in form["data_schema"] if f.get("type") == "expandable"
+        }
+        result: dict[str, Any] = await self.request(
+            "POST", f"{base}/{form['flow_id']}", json=sections | user_input
+        )
+        if result.get("type") != "create_entry":
+            raise DemoError(f"options flow: expected create_entry, got {json.dumps(result)[:1000]}")
+        return result
+
+    async def websocket(self, message: dict[str, Any]) -> Any:
+        """One websocket command (what the frontend uses where REST has nothing); its result."""
+        async with self.session.ws_connect(f"{self.url}/api/websocket") as ws:
+            await ws.receive_json()  # auth_required
+            await ws.send_json({"type": "auth", "access_token": self.token})
+            if (auth := await ws.receive_json()).get("type") != "auth_ok":
+                raise DemoError(f"websocket auth failed: {auth}")
+            await ws.send_json({"id": 1, **message})
+            answer: dict[str, Any] = await ws.receive_json()
+            if not answer.get("success"):
+                raise DemoError(f"websocket {message['type']} failed: {answer.get('error')}")
+            return answer["result"]
+
     async def render(self, template: str) -> Any:
         """Render a template server-side; the templates here print JSON."""
         async with self.session.post(
@@ -329,6 +370,14 @@ class Options:
     custom_components: list[Path]
 
 
+def _absolute(program: str) -> str:
+    """A path to an interpreter made absolute (children start in other folders); a bare name
+    stays as it is, for PATH to find."""
+    return (
+        str(Path(program).absolute()) if os.sep in program else program
+    )  # not resolve(): venvs link
+
+
 def parse_args(argv: list[str] | None = None) -> Options:
     """Command line."""
     venv = REPO_ROOT / ".venv"
@@ -369,8 +418,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         ha_port=args.ha_port or free_port(),
         server_port=args.server_port or free_port(),
         directory=args.dir.resolve(),
-        server_python=args.server_python,
-        ha_python=args.ha_python,
+        server_python=_absolute(args.server_python),
+        ha_python=_absolute(args.ha_python),
         timeout=args.timeout,
         custom_components=[path.resolve() for path in args.custom_component],
     )
@@ -463,6 +512,10 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
             [options.ha_python, "-m", "homeassistant", "-c", str(config_dir), "--skip-pip"],
             work / "ha.log",
             os.environ,
+            # Not the repository: `python -m` puts the working folder first on sys.path, and the
+            # repository's custom_components package (hsi only) would hide the configuration's
+            # (hsi, the demo scene and any --custom-component).
+            cwd=config_dir,
         )
         children.append(ha)
 
@@ -515,6 +568,8 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
                 ],
             )
             log(f"camera subentry created: {subentry['title']} (triggered by {MOTION})")
+            await hass.options(entry_id, DEMO_OPTIONS)
+            log(f"options: home mode from {HOME_MODE} (away), batches close after 10 s quiet")
 
             async def entry_loaded() -> bool:
                 entries = await hass.request("GET", "/api/config/config_entries/entry?domain=hsi")
@@ -545,6 +600,27 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
             entities = await camera_entities()
             print_entities(entities, subentry["title"])
             device_id = entities[0]["device_id"]
+
+            async def alert() -> dict[str, Any] | None:
+                # No notify target is set: HSI's alerts fall back to the notification drawer.
+                found = await hass.websocket({"type": "persistent_notification/get"})
+                return next((n for n in found if event["event_id"] in n["message"]), None)
+
+            notification = await wait_until(ha, "the event's alert", alert, 30)
+            log(f"alert in the notification drawer: {notification['title']}")
+            server_device = await hass.render(
+                "{{ integration_entities('hsi') | map('device_id') | reject('none') | unique"
+                " | map('device_attr', 'configuration_url') | reject('none') | list | tojson }}"
+            )
+            visits = []
+            for url in server_device:  # what the device page's Visit link opens, no login
+                async with session.get(url) as response:
+                    visits.append(
+                        {"url": url, "status": response.status, "type": response.content_type}
+                    )
+            media = await hass.websocket(
+                {"type": "media_source/browse_media", "media_content_id": "media-source://"}
+            )
             result = {
                 "ok": True,
                 "ha_url": ha_url,
@@ -553,6 +629,10 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
                 "device_id": device_id,
                 "event": summarise(event),
                 "entities": {e["entity_id"]: e["state"] for e in entities},
+                "units": {e["entity_id"]: e["unit"] for e in entities if e.get("unit")},
+                "notification": {k: notification[k] for k in ("title", "message")},
+                "visit_links": visits,
+                "media_sources": [c["media_content_id"] for c in media.get("children") or []],
                 "seconds": round(time.monotonic() - began, 1),
             }
             if options.check:

@@ -1,9 +1,12 @@
-"""End to end: `scripts/demo.py --check`, the main job for real.
+"""End to end: `scripts/demo.py --check`, the main job for real, as a new user first meets it.
 
-The AI server (tiny profile, API key) and a real Home Assistant process (demo camera, the HSI
-integration from this tree) start; onboarding, the HSI config entry and the camera subentry go
-through HA's REST APIs; `hsi.analyze` runs on camera.demo_camera. The script prints one
-`DEMO_RESULT {json}` line, which these tests read.
+The AI server (scripted profile, API key) and a real Home Assistant process (the demo scene's
+camera and motion sensor, the HSI integration from this tree) start; onboarding, the HSI config
+entry, the camera subentry and the options go through HA's REST APIs; `hsi.analyze` runs on
+camera.demo_camera while the scene's visitor is in view. The script prints one
+`DEMO_RESULT {json}` line, which these tests read: what the analysis said, the camera device's
+entities, the alert in the notification drawer, what the server device's Visit link opens and
+the media browser's sources.
 """
 
 from __future__ import annotations
@@ -70,24 +73,46 @@ def test_demo_check(tmp_path: Path) -> None:
     assert result["entry_id"]
     assert result["device_id"]
 
+    # What the analysis says makes sense: the scene's visitor, scored by the rules (the
+    # scripted profile has no LLM), never random-weight text.
     event = result["event"]
     assert event["event_id"]
     assert isinstance(event["risk_score"], int)
     assert 0 <= event["risk_score"] <= 100
     assert event["risk_level"] == _level(event["risk_score"])
-    assert event["source"] in ("llm", "rules")
-    assert event["summary"]
-    assert isinstance(event["objects"], list)
+    assert event["source"] == "rules"
+    assert event["objects"] == [{"class": "person", "confidence": 0.93}]
+    assert event["counts"] == {"person": 1}
+    assert "1 person" in event["summary"]
+    # Everyone is away (the demo's home mode): a visitor is worth an alert.
+    assert event["risk_level"] in ("medium", "high")
 
-    # The camera's device in HA shows the same event.
+    # The camera's device in HA shows the same event, in short states.
     entities = result["entities"]
     assert entities["sensor.demo_camera_risk_score"] == str(event["risk_score"])
+    assert result["units"]["sensor.demo_camera_risk_score"] == "%"
     assert entities["sensor.demo_camera_risk_level"] == event["risk_level"]
-    assert entities["sensor.demo_camera_last_event"] not in ("unknown", "unavailable")
+    assert entities["sensor.demo_camera_last_event"] == (
+        f"{event['risk_level'].capitalize()} · 1 person"
+    )
+    assert all(len(state) <= 40 for state in entities.values()), entities
     assert entities["switch.demo_camera_analysis"] == "on"
     assert entities["binary_sensor.demo_camera_threat"] == (
         "on" if event["risk_score"] >= 60 else "off"
     )
+
+    # No notify target is configured: the alert is in the notification drawer, with the event.
+    notification = result["notification"]
+    assert "Demo camera" in notification["title"]
+    assert f"hsi_event={event['event_id']}" in notification["message"]
+
+    # The server device's Visit link opens a page, not a 401 in JSON.
+    (visit,) = result["visit_links"]
+    assert visit["url"] == result["server_url"]
+    assert (visit["status"], visit["type"]) == (200, "text/html")
+
+    # The media browser has the HSI source (configuration.yaml loads media_source).
+    assert "media-source://hsi" in result["media_sources"]
 
     # HA logged no error of the integration (libturbojpeg and ffmpeg errors are the demo's).
     log = (tmp_path / "demo" / "ha.log").read_text()

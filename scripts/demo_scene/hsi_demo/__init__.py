@@ -1,0 +1,114 @@
+"""The demo's scripted scene (scripts/demo.py only; never shipped with the integration).
+
+A camera, "Demo camera", whose snapshots are scene frames (`hsi_client.testing.scene_frame`):
+PNGs whose `hsi-scene` chunk lists the objects they show, which the AI server's `scripted`
+profile reads back as its detections. So the demo shows analyses that make sense (a visitor at
+the door, a car on the drive, a cat) instead of what random-weight models make of HA's demo
+camera. A motion sensor, "Demo motion", is on while the scene shows anything: the camera's
+trigger, as a real motion sensor would be. Each frame carries a caption saying it is a scripted
+demo scene.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.discovery import async_load_platform
+from homeassistant.helpers.typing import ConfigType
+from hsi_client.testing import SCENE_CHUNK, scene_frame
+from PIL import Image, ImageDraw, PngImagePlugin
+
+DOMAIN = "hsi_demo"
+WIDTH, HEIGHT = 640, 480
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """Part of the loop: from `start` to `end` seconds, who is where (x moves from x0 to x1)."""
+
+    start: float
+    end: float
+    caption: str
+    objects: tuple[tuple[str, str, float, int, int, int, int, int], ...]
+    # (class, identity, confidence, x0, x1, y, width, height)
+
+
+# One loop of the scene; it starts when Home Assistant sets this integration up, and repeats.
+PERIOD = 150.0
+ACTS: tuple[Act, ...] = (
+    Act(
+        5,
+        40,
+        "a visitor walks up to the front door",
+        (("person", "visitor", 0.93, 20, 380, 170, 90, 260),),
+    ),
+    Act(
+        70,
+        100,
+        "a car pulls into the drive",
+        (("car", "red-car", 0.91, 0, 300, 250, 260, 150),),
+    ),
+    Act(
+        120,
+        135,
+        "the neighbour's cat crosses the lawn",
+        (("cat", "cat", 0.88, 560, 120, 380, 70, 50),),
+    ),
+)
+
+
+class Scene:
+    """What the camera sees at each moment of the loop."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def act(self) -> tuple[Act | None, float]:
+        """The act on now (None between acts) and how far into it (0..1)."""
+        now = (time.monotonic() - self.started) % PERIOD
+        for act in ACTS:
+            if act.start <= now < act.end:
+                return act, (now - act.start) / (act.end - act.start)
+        return None, 0.0
+
+    def objects(self) -> list[dict[str, Any]]:
+        """The scene frame's objects now."""
+        act, progress = self.act()
+        if act is None:
+            return []
+        return [
+            {
+                "class": label,
+                "identity": identity,
+                "confidence": confidence,
+                "box": [int(x0 + (x1 - x0) * progress), y, width, height],
+            }
+            for label, identity, confidence, x0, x1, y, width, height in act.objects
+        ]
+
+    def frame(self) -> bytes:
+        """A scene frame of this moment with a caption; the chunk is kept as it is."""
+        act, _ = self.act()
+        png = scene_frame(self.objects(), WIDTH, HEIGHT)
+        image = Image.open(io.BytesIO(png))
+        image.load()
+        caption = f"HSI demo scene (scripted): {act.caption if act else 'nobody around'}"
+        ImageDraw.Draw(image).text((10, 8), caption, fill=(40, 40, 40))
+        info = PngImagePlugin.PngInfo()
+        info.add_text(SCENE_CHUNK, str(image.info[SCENE_CHUNK]))
+        out = io.BytesIO()
+        image.save(out, format="PNG", pnginfo=info)
+        return out.getvalue()
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """One scene, shown by a camera and a motion sensor."""
+    hass.data[DOMAIN] = Scene()
+    for platform in (Platform.CAMERA, Platform.BINARY_SENSOR):
+        hass.async_create_task(async_load_platform(hass, platform, DOMAIN, {}, config))
+    return True
