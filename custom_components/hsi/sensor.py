@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hsi_client import GROUPS, RISK_LEVELS
+from hsi_client import GROUPS, RISK_LEVELS, group_of
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -22,10 +22,12 @@ from homeassistant.helpers.typing import StateType
 
 from .coordinator import CameraState, ServerStatus
 from .entity import HsiCameraEntity, HsiServerEntity, async_add_camera_entities, count_of
-from .models import HsiConfigEntry
+from .models import HsiConfigEntry, SecurityEvent
 
 PARALLEL_UPDATES = 0
-MAX_STATE_LENGTH = 255
+MAX_STATE_LENGTH = 255  # Home Assistant rejects longer states
+# Plurals of the object groups in the last event's state ("2 people"); other classes get an "s".
+_PLURALS = {"person": "people", "bus": "buses"}
 # The server's /health status: `loading` while it downloads or loads its models (first start).
 SERVER_STATUSES = ["healthy", "loading", "degraded"]
 
@@ -44,6 +46,28 @@ class HsiServerSensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[ServerStatus], StateType]
     attrs_fn: Callable[[ServerStatus], dict[str, Any] | None] = lambda _: None
+
+
+def _counted(label: str, count: int) -> str:
+    noun = label if count == 1 else _PLURALS.get(label, f"{label}s")
+    return f"{count} {noun}"
+
+
+def event_headline(event: SecurityEvent) -> str:
+    """The last event as a short state: level and what was seen ("High · 1 person, 1 car").
+
+    Short, because the device page shows states beside the entity names and squeezes the names
+    to fit a long one; the summary, reasoning and the rest are attributes.
+    """
+    groups: dict[str, int] = {}
+    for label, count in event.counts.items():
+        group = group_of(label)
+        key = label if group == "other" else group
+        groups[key] = groups.get(key, 0) + count
+    order = {group: index for index, group in enumerate(GROUPS)}
+    seen = sorted(groups.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    what = ", ".join(_counted(label, count) for label, count in seen) or "nothing relevant"
+    return f"{event.risk.risk_level.capitalize()} · {what}"[:MAX_STATE_LENGTH]
 
 
 def _last_event_attrs(state: CameraState) -> dict[str, Any] | None:
@@ -97,6 +121,10 @@ CAMERA_SENSORS: tuple[HsiCameraSensorDescription, ...] = (
     HsiCameraSensorDescription(
         key="risk_score",
         translation_key="risk_score",
+        # 0-100 (hsi_client.clamp_score): a percentage reads as "out of 100" in the UI and
+        # gives the history graph a labelled axis.
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda s: s.last_event.risk.risk_score if s.last_event else None,
     ),
@@ -110,7 +138,7 @@ CAMERA_SENSORS: tuple[HsiCameraSensorDescription, ...] = (
     HsiCameraSensorDescription(
         key="last_event",
         translation_key="last_event",
-        value_fn=lambda s: s.last_event.risk.summary[:MAX_STATE_LENGTH] if s.last_event else None,
+        value_fn=lambda s: event_headline(s.last_event) if s.last_event else None,
         attrs_fn=_last_event_attrs,
     ),
     *(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import time
+import json
+from pathlib import Path
 from typing import Any
 
 from hsi_client.testing import FakeServer
@@ -45,7 +47,7 @@ from custom_components.hsi.const import (
 from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_URL
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from .conftest import CAMERA, MOTION, make_entry, setup_integration, start_subentry_reconfigure
@@ -74,6 +76,18 @@ async def test_user_creates_entry(hass: HomeAssistant, fake_server: FakeServer) 
     again = await _user(hass, **{CONF_URL: fake_server.url})
     assert again["type"] is FlowResultType.ABORT
     assert again["reason"] == "already_configured"
+
+
+def test_adding_a_camera_is_the_obvious_next_step() -> None:
+    """The integration page reads as a hub with cameras, and the dialog that closes the server
+    setup names the button that adds one, exactly as the menu shows it."""
+    folder = Path(__file__).resolve().parents[2] / "custom_components" / DOMAIN
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["integration_type"] == "hub"  # "service" headed the page "Services"
+    strings = json.loads((folder / "strings.json").read_text())
+    button = strings["config_subentries"][SUBENTRY_CAMERA]["initiate_flow"]["user"]
+    assert button == "Add camera"
+    assert f"**{button}**" in strings["config"]["create_entry"]["default"]
 
 
 async def test_user_with_key(hass: HomeAssistant, fake_server: FakeServer) -> None:
@@ -307,6 +321,10 @@ async def test_camera_subentry(
         (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
     )
     assert result["type"] is FlowResultType.FORM
+    # A second flow, opened before the first adds the camera (two browser tabs).
+    other = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
+    )
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         CAMERA_INPUT | {CONF_CAMERA: "camera.nope", CONF_TRIGGER: "binary_sensor.nope"},
@@ -333,12 +351,16 @@ async def test_camera_subentry(
     assert watcher.settings.interval == 30
     assert hass.states.get("sensor.demo_camera_risk_score") is not None
 
-    # A watched camera is not offered again; picked anyway, the form stays with an error.
+    # A watched camera is not offered again (the picker leaves it out, the schema refuses it).
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
     )
     assert _camera_selector(result)["exclude_entities"] == [CAMERA]
-    result = await hass.config_entries.subentries.async_configure(result["flow_id"], CAMERA_INPUT)
+    with pytest.raises(InvalidData):
+        await hass.config_entries.subentries.async_configure(result["flow_id"], CAMERA_INPUT)
+    # The flow opened earlier offered it still: picked there, the form stays, with an error
+    # (no abort: what the user typed is not lost).
+    result = await hass.config_entries.subentries.async_configure(other["flow_id"], CAMERA_INPUT)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_CAMERA: "already_watched"}
     assert len(entry.subentries) == 1
