@@ -64,7 +64,7 @@ def event_headline(event: SecurityEvent) -> str:
         group = group_of(label)
         key = label if group == "other" else group
         groups[key] = groups.get(key, 0) + count
-    order = {group: index for index, group in enumerate(GROUPS)}
+    order: dict[str, int] = {group: index for index, group in enumerate(GROUPS)}
     seen = sorted(groups.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
     what = ", ".join(_counted(label, count) for label, count in seen) or "nothing relevant"
     return f"{event.risk.risk_level.capitalize()} · {what}"[:MAX_STATE_LENGTH]
