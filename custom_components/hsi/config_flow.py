@@ -38,6 +38,7 @@ from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from .const import (
     ALERT_DEFAULTS,
+    CONF_ADDON,
     CONF_BATCH_WINDOW,
     CONF_BURST_FRAMES,
     CONF_CAMERA,
@@ -212,6 +213,7 @@ class HsiConfigFlow(ConfigFlow, domain=DOMAIN):
             CONF_URL: url,
             CONF_API_KEY: config.get("api_key") or None,
             CONF_VERIFY_SSL: True,
+            CONF_ADDON: discovery_info.slug,
         }
         await self.async_set_unique_id(url)
         self._abort_if_unique_id_configured(updates=self._discovered)

@@ -21,6 +21,8 @@ REPAIR_GRACE_PERIOD: Final = timedelta(minutes=5)
 
 # Entry data.
 CONF_VERIFY_SSL: Final = "verify_ssl"
+# The Supervisor add-on's slug, for entries the add-on's discovery made (the device's Visit link).
+CONF_ADDON: Final = "addon"
 
 # Subentry (camera) settings.
 SUBENTRY_CAMERA: Final = "camera"

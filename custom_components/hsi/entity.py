@@ -10,7 +10,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import DOMAIN
+from .const import CONF_ADDON, DOMAIN
 from .coordinator import CameraState, HsiCameraCoordinator, HsiServerCoordinator
 from .models import HsiConfigEntry
 from .watcher import CameraWatcher
@@ -40,13 +40,17 @@ def server_device_info(coordinator: HsiServerCoordinator) -> DeviceInfo:
     """The AI server's device: the parent of every camera device of the entry."""
     entry = coordinator.config_entry
     health = coordinator.data.health if coordinator.data else None
+    # Visit: the add-on's page in Home Assistant (its URL is a host name inside Supervisor's
+    # network, which a browser cannot reach), else the server's status page at its root.
+    addon = entry.data.get(CONF_ADDON)
+    url = f"homeassistant://hassio/addon/{addon}/info" if addon else str(coordinator.client.url)
     return DeviceInfo(
         identifiers={(DOMAIN, entry.entry_id)},
         name=entry.title,
         manufacturer="Home Security Intelligence",
         model="AI server",
         sw_version=health.version if health else None,
-        configuration_url=str(coordinator.client.url),
+        configuration_url=url,
         entry_type=DeviceEntryType.SERVICE,
     )
 

@@ -48,6 +48,7 @@ from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntry
 from homeassistant.const import CONF_API_KEY, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from .conftest import CAMERA, MOTION, make_entry, setup_integration, start_subentry_reconfigure
@@ -73,6 +74,10 @@ async def test_user_creates_entry(hass: HomeAssistant, fake_server: FakeServer) 
     }
     assert result["result"].unique_id == fake_server.url
     assert result["title"].startswith("HSI AI server (127.0.0.1:")
+    await hass.async_block_till_done()
+    device = dr.async_get(hass).async_get_device({(DOMAIN, result["result"].entry_id)})
+    assert device is not None
+    assert device.configuration_url == fake_server.url  # "/": the status page (ai_server)
     again = await _user(hass, **{CONF_URL: fake_server.url})
     assert again["type"] is FlowResultType.ABORT
     assert again["reason"] == "already_configured"
@@ -157,6 +162,12 @@ async def test_hassio_discovery(hass: HomeAssistant, fake_server: FakeServer) ->
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_URL] == fake_server.url
+    await hass.async_block_till_done()
+    # The server device's Visit link opens the add-on's page (its URL is inside Supervisor's
+    # network); a server entered by hand links to the server's own status page.
+    device = dr.async_get(hass).async_get_device({(DOMAIN, result["result"].entry_id)})
+    assert device is not None
+    assert device.configuration_url == "homeassistant://hassio/addon/hsi_ai_server/info"
     # Discovered again: already configured, and the entry follows the add-on's data.
     again = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_HASSIO}, data=info
