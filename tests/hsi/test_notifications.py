@@ -200,9 +200,13 @@ async def test_the_analysis_replaces_the_fast_path_alert(
 ) -> None:
     """Fast path, then the analysis: one notification (one tag), replaced in place."""
     calls = phones(hass)
-    await setup_integration(
-        hass, make_entry(fake_server.url, options={CONF_NOTIFY_SERVICE: [IPHONE]})
-    )
+    # The rules rate a lone person in daylight low: let low alert, so the fast path does.
+    options = {
+        CONF_NOTIFY_SERVICE: [IPHONE],
+        "notify_min_level": "low",
+        SECTION_ALERTS: {CONF_ROUTE_LOW: "active"},
+    }
+    await setup_integration(hass, make_entry(fake_server.url, options=options))
     fake_server.detections = [[detection("person", 0.95)]]
     fake_server.analyze_risk = {
         "risk_score": 90,
@@ -215,6 +219,7 @@ async def test_the_analysis_replaces_the_fast_path_alert(
     first, second = calls[IPHONE]
     assert first.data["data"]["tag"] == second.data["data"]["tag"]
     assert first.data["message"].startswith("Preliminary: ")
+    assert first.data["data"]["push"]["interruption-level"] == "active"
     assert second.data["message"] == "Break-in"
     assert second.data["data"]["push"]["interruption-level"] == "critical"  # riskier: loud
 
