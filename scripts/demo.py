@@ -646,6 +646,9 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
                 "\n"
                 f"  Home Assistant:  {ha_url}   (login: {USERNAME} / {PASSWORD})\n"
                 f"  Camera device:   {ha_url}/config/devices/device/{device_id}\n"
+                f"  Add a camera:    {ha_url}/config/integrations/integration/hsi, the server's"
+                " ⋮ menu → Add camera (camera.demo_garden is not watched yet)\n"
+                "  Alerts:          the notification drawer (bell); events: Media → HSI\n"
                 f"  AI server:       {server_url}   (API key: {api_key})\n"
                 f"  Logs:            {work / 'ha.log'}, {work / 'server.log'}\n"
                 "  Press Ctrl-C to stop both.\n",

@@ -1,12 +1,13 @@
 """The demo's scripted scene (scripts/demo.py only; never shipped with the integration).
 
-A camera, "Demo camera", whose snapshots are scene frames (`hsi_client.testing.scene_frame`):
+Two cameras, "Demo camera" (watched by the demo) and "Demo garden" (not: there to try "Add
+camera" with), whose snapshots are scene frames (`hsi_client.testing.scene_frame`):
 PNGs whose `hsi-scene` chunk lists the objects they show, which the AI server's `scripted`
 profile reads back as its detections. So the demo shows analyses that make sense (a visitor at
 the door, a car on the drive, a cat) instead of what random-weight models make of HA's demo
-camera. A motion sensor, "Demo motion", is on while the scene shows anything: the camera's
-trigger, as a real motion sensor would be. Each frame carries a caption saying it is a scripted
-demo scene.
+camera. A motion sensor per camera ("Demo motion", "Demo garden motion") is on while its scene
+shows anything: the camera's trigger, as a real motion sensor would be. Each frame carries a
+caption saying it is a scripted demo scene.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Act:
 
 # One loop of the scene; it starts when Home Assistant sets this integration up, and repeats.
 PERIOD = 150.0
-ACTS: tuple[Act, ...] = (
+FRONT: tuple[Act, ...] = (
     Act(
         5,
         40,
@@ -60,18 +61,35 @@ ACTS: tuple[Act, ...] = (
         (("cat", "cat", 0.88, 560, 120, 380, 70, 50),),
     ),
 )
+# A second camera the demo does not watch: there to try "Add camera" with.
+GARDEN: tuple[Act, ...] = (
+    Act(
+        50,
+        80,
+        "someone walks along the fence",
+        (("person", "gardener", 0.9, 600, 40, 150, 80, 240),),
+    ),
+    Act(
+        130,
+        145,
+        "the neighbour's cat sits on the lawn",
+        (("cat", "cat", 0.88, 300, 300, 380, 70, 50),),
+    ),
+)
 
 
 class Scene:
     """What the camera sees at each moment of the loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, acts: tuple[Act, ...]) -> None:
+        self.name = name
+        self.acts = acts
         self.started = time.monotonic()
 
     def act(self) -> tuple[Act | None, float]:
         """The act on now (None between acts) and how far into it (0..1)."""
         now = (time.monotonic() - self.started) % PERIOD
-        for act in ACTS:
+        for act in self.acts:
             if act.start <= now < act.end:
                 return act, (now - act.start) / (act.end - act.start)
         return None, 0.0
@@ -108,7 +126,7 @@ class Scene:
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """One scene, shown by a camera and a motion sensor."""
-    hass.data[DOMAIN] = Scene()
+    hass.data[DOMAIN] = [Scene("Demo camera", FRONT), Scene("Demo garden", GARDEN)]
     for platform in (Platform.CAMERA, Platform.BINARY_SENSOR):
         hass.async_create_task(async_load_platform(hass, platform, DOMAIN, {}, config))
     return True

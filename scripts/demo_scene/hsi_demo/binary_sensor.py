@@ -20,20 +20,21 @@ async def async_setup_platform(
     discovery_info: DiscoveryInfoType | None = None,
 ) -> None:
     """The motion sensor."""
-    async_add_entities([SceneMotion(hass.data[DOMAIN])])
+    async_add_entities(SceneMotion(scene) for scene in hass.data[DOMAIN])
 
 
 class SceneMotion(BinarySensorEntity):
     """Motion while an act of the scene is on."""
 
-    _attr_name = "Demo motion"
-    _attr_unique_id = "hsi_demo_motion"
     _attr_device_class = BinarySensorDeviceClass.MOTION
     _attr_should_poll = False
 
     def __init__(self, scene: Scene) -> None:
         """Follow the scene."""
         self._scene = scene
+        # "Demo motion" for "Demo camera" (binary_sensor.demo_motion), "Demo garden motion".
+        self._attr_name = f"{scene.name.removesuffix(' camera')} motion"
+        self._attr_unique_id = f"hsi_demo_{scene.name}_motion"
 
     @property
     def is_on(self) -> bool:

@@ -17,20 +17,19 @@ async def async_setup_platform(
     discovery_info: DiscoveryInfoType | None = None,
 ) -> None:
     """The camera."""
-    async_add_entities([SceneCamera(hass.data[DOMAIN])])
+    async_add_entities(SceneCamera(scene) for scene in hass.data[DOMAIN])
 
 
 class SceneCamera(Camera):
     """Snapshots are scene frames of the moment."""
-
-    _attr_name = "Demo camera"
-    _attr_unique_id = "hsi_demo_camera"
 
     def __init__(self, scene: Scene) -> None:
         """A PNG camera."""
         super().__init__()
         self.content_type = "image/png"
         self._scene = scene
+        self._attr_name = scene.name
+        self._attr_unique_id = f"hsi_demo_{scene.name}"
 
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None
