@@ -747,9 +747,7 @@ class EventStore:
                 )
         if removed:
             LOGGER.debug("Retention removed %s events", len(removed))
-        for event in removed:
-            self._forget(event)
-            self._notify("removed", event)
+        await self._async_removed(removed)
         for event in changed:
             self._remember(event)
             self._notify("updated", event)
@@ -837,9 +835,7 @@ class EventStore:
         self._index[event.event_id] = (stored.image_dir, stored.event.images)
         self._remember(stored.event)
         self._notify("added" if stored.created else "updated", stored.event)
-        for removed in stored.removed:
-            self._forget(removed)
-            self._notify("removed", removed)
+        await self._async_removed(stored.removed)
         return stored.event
 
     async def async_feedback(
@@ -874,16 +870,13 @@ class EventStore:
         removed = await self._run(self._database.delete_one, event_id)
         if removed is None:
             return False
-        self._forget(removed)
-        self._notify("removed", removed)
+        await self._async_removed([removed])
         return True
 
     async def async_clear(self, camera_id: str | None = None) -> int:
         """Remove every event (kept ones too: this is explicit), or those of one camera."""
         removed = await self._run(self._database.clear, camera_id)
-        for event in removed:
-            self._forget(event)
-            self._notify("removed", event)
+        await self._async_removed(removed)
         return len(removed)
 
     # Listeners and memory ------------------------------------------------------------------
@@ -915,8 +908,18 @@ class EventStore:
         events.sort(key=lambda e: (e.started_at, e.event_id), reverse=True)
         self._recent[event.camera_id] = events[:RECENT_PER_CAMERA]
 
-    def _forget(self, event: SecurityEvent) -> None:
-        self._index.pop(event.event_id, None)
-        events = self._recent.get(event.camera_id)
-        if events is not None:
-            self._recent[event.camera_id] = [e for e in events if e.event_id != event.event_id]
+    async def _async_removed(self, removed: Sequence[SecurityEvent]) -> None:
+        """Forget removed events and tell the listeners; refill the memory cache if it thinned."""
+        thinned = False
+        for event in removed:
+            self._index.pop(event.event_id, None)
+            cached = self._recent.get(event.camera_id, [])
+            if any(e.event_id == event.event_id for e in cached):
+                self._recent[event.camera_id] = [e for e in cached if e.event_id != event.event_id]
+                thinned = True
+            self._notify("removed", event)
+        if thinned and self.loaded:
+            # Older events of the camera move up into the newest few the analyser reads.
+            self._recent = {}
+            for event in await self._run(self._database.recent, RECENT_PER_CAMERA):
+                self._remember(event)

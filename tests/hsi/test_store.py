@@ -211,6 +211,18 @@ async def test_images_and_update_in_place(
     assert seen == [("added", "E1"), ("updated", "E1"), ("updated", "E1"), ("removed", "E1")]
 
 
+async def test_recent_refills_after_removals(hass: HomeAssistant, store: EventStore) -> None:
+    """The analyser's newest events stay complete when newer ones are deleted."""
+    for index in range(30):
+        await store.async_add(_event(f"E{index:02d}", at=NOW + timedelta(minutes=index)), None)
+    assert [e.event_id for e in store.recent("cam", 3)] == ["E29", "E28", "E27"]
+    assert await store.async_delete("E29")
+    assert await store.async_delete("E28")
+    assert [e.event_id for e in store.recent("cam", 25)] == [f"E{i:02d}" for i in range(27, 7, -1)]
+    assert await store.async_clear("cam") == 28
+    assert store.recent() == []
+
+
 async def test_retention_days_count_quota_and_keep(hass: HomeAssistant, event_files: Path) -> None:
     """Each limit removes the oldest events first; kept events are never removed."""
     store = EventStore(hass, "retention", NO_LIMITS)
