@@ -363,9 +363,7 @@ class HsiOptionsFlow(OptionsFlow):
                 mode=selector.SelectSelectorMode.DROPDOWN,
             )
         )
-        fields[vol.Optional(SECTION_ALERTS, default={})] = _alerts_section(
-            current.get(SECTION_ALERTS) or {}
-        )
+        fields[vol.Optional(SECTION_ALERTS)] = _alerts_section(current.get(SECTION_ALERTS) or {})
         fields[vol.Required(SECTION_HISTORY)] = _history_section(current.get(SECTION_HISTORY) or {})
         return self.async_show_form(step_id="init", data_schema=vol.Schema(fields), errors=errors)
 
