@@ -342,15 +342,30 @@ class Notifier:
 # Buttons -----------------------------------------------------------------------------------
 
 
-def enroll_from_event(gallery: Gallery, event: SecurityEvent, name: str) -> int:
-    """Enrol the people re-identified in `event` under `name`; how many embeddings were added."""
-    added = 0
-    for gallery_id in sorted(event.gallery_ids):
-        found = gallery.entries.get(gallery_id)
-        if found is not None and group_of(found.label) == "person":
-            gallery.enroll(name, found.label, found.embedding)
-            added += 1
-    return added
+def known_name(gallery: Gallery, name: str) -> str:
+    """An enrolled name as it was enrolled (typed in any case), or the new name as typed."""
+    names = {e.name.casefold(): e.name for e in gallery.enrolled if e.name}
+    return names.get(name.casefold(), name)
+
+
+def enroll_from_event(gallery: Gallery, event: SecurityEvent, name: str) -> bool:
+    """Enrol the event's person under `name`, so the next sighting is recognised.
+
+    As the card's feedback does: the person re-identified in the event (the one seen most often
+    when there are several). False when the event has no person to remember.
+    """
+    seen = [
+        found
+        for gallery_id in event.gallery_ids
+        if (found := gallery.entries.get(gallery_id)) is not None
+        and not found.enrolled
+        and group_of(found.label) == "person"
+    ]
+    if not seen:
+        return False
+    subject = max(seen, key=lambda entry: len(entry.sightings))
+    gallery.enroll(name, subject.label, subject.embedding)
+    return True
 
 
 async def async_handle_action(hass: HomeAssistant, event: Event) -> None:
@@ -370,10 +385,11 @@ async def async_handle_action(hass: HomeAssistant, event: Event) -> None:
             if kind == ACTION_FALSE_ALARM:
                 await runtime.store.async_feedback(target, false_alarm=True)
                 return
-            name = str(event.data.get("reply_text") or "").strip()
-            if not name:
+            typed = str(event.data.get("reply_text") or "").strip()
+            if not typed:
                 LOGGER.warning("Known person button for event %s without a name", target)
                 return
+            name = known_name(runtime.gallery, typed)
             recorded = await runtime.store.async_feedback(target, identity=name)
         except KeyError:
             continue  # another entry's event

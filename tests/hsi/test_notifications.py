@@ -337,10 +337,14 @@ async def test_buttons(
     cleared = calls[IPHONE][-1].data
     assert cleared == {"message": "clear_notification", "data": {"tag": f"hsi-{event_id}"}}
 
-    hass.bus.async_fire(MOBILE_APP_ACTION_EVENT, {"action": buttons[2], "reply_text": " Alice "})
+    # The reply names someone enrolled (in any case) or someone new; the person is remembered.
+    runtime.gallery.enroll("Alice", "person", unit(7))
+    hass.bus.async_fire(MOBILE_APP_ACTION_EVENT, {"action": buttons[2], "reply_text": " alice "})
     await hass.async_block_till_done()
     assert (await runtime.store.async_get(event_id)).identity == "Alice"
-    assert [e.name for e in runtime.gallery.enrolled] == ["Alice"]
+    assert [e.name for e in runtime.gallery.enrolled] == ["Alice", "Alice"]
+    match = runtime.gallery.match(unit(2), "person")
+    assert match is not None and match[0].name == "Alice"  # the next sighting is recognised
 
     hass.bus.async_fire(MOBILE_APP_ACTION_EVENT, {"action": buttons[0]})
     await hass.async_block_till_done()
