@@ -364,7 +364,10 @@ class HsiOptionsFlow(OptionsFlow):
             )
         )
         fields[vol.Optional(SECTION_ALERTS)] = _alerts_section(current.get(SECTION_ALERTS) or {})
-        fields[vol.Required(SECTION_HISTORY)] = _history_section(current.get(SECTION_HISTORY) or {})
+        # Defaults for a caller that leaves the section out (the frontend always sends it).
+        fields[vol.Required(SECTION_HISTORY, default=dict)] = _history_section(
+            current.get(SECTION_HISTORY) or {}
+        )
         return self.async_show_form(step_id="init", data_schema=vol.Schema(fields), errors=errors)
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+import voluptuous_serialize
 
 from custom_components.hsi import store as store_module
 from custom_components.hsi.models import SecurityEvent
@@ -28,6 +29,7 @@ from custom_components.hsi.store import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
 from .conftest import CAMERA, action, jpeg, make_entry, setup_integration
@@ -418,6 +420,16 @@ async def test_history_options(hass: HomeAssistant, setup_entry: MockConfigEntry
     """The options flow's history section sets the retention of the reloaded store."""
     result = await hass.config_entries.options.async_init(setup_entry.entry_id)
     assert result["type"] is FlowResultType.FORM
+    form = voluptuous_serialize.convert(
+        result["data_schema"], custom_serializer=cv.custom_serializer
+    )
+    (section,) = (field for field in form if field["name"] == "history")
+    assert section["type"] == "expandable"
+    assert {f["name"]: f["default"] for f in section["schema"]} == {
+        "retention_days": 30,
+        "retention_events": 10_000,
+        "retention_gb": 2.0,
+    }
     history = {"retention_days": 7, "retention_events": 500, "retention_gb": 0.5}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"alerts": {}, "history": history}
