@@ -294,7 +294,7 @@ async def test_snapshot_view(
     assert (await response.read())[:2] == b"\xff\xd8"
     assert (await client.get("/api/hsi/events/nope/snapshot.jpg")).status == 404
     image = await client.get(
-        hass.states.get("image.front_door_last_event_snapshot").attributes["entity_picture"]
+        hass.states.get("image.front_door_snapshot").attributes["entity_picture"]
     )
     assert image.status == 200
 

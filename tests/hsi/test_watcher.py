@@ -40,7 +40,7 @@ PEOPLE = "sensor.front_door_people"
 PERSON = "binary_sensor.front_door_person"
 THREAT = "binary_sensor.front_door_threat"
 EVENT = "event.front_door_security_event"
-IMAGE = "image.front_door_last_event_snapshot"
+IMAGE = "image.front_door_snapshot"
 SWITCH = "switch.front_door_analysis"
 
 
