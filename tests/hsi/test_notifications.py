@@ -10,6 +10,7 @@ from hsi_client import RiskAssessment
 from hsi_client.testing import FakeServer, detection, unit
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+import voluptuous as vol
 
 from custom_components.hsi.const import (
     CONF_CONDITION_ENTITY,
@@ -193,6 +194,23 @@ async def test_a_failing_target_falls_back(
     notifier_of(entry).async_event(security_event("E1", 70, camera_of(entry)))
     await hass.async_block_till_done(wait_background_tasks=True)
     assert "hsi-E1" in persistent_notification._async_get_or_create_notifications(hass)
+
+
+async def test_a_platform_without_data_gets_the_text(
+    hass: HomeAssistant, demo_camera: str, fake_server: FakeServer
+) -> None:
+    """A notify platform that accepts no `data` gets title and message, the link in the text."""
+    strict = vol.Schema({vol.Required("message"): str, vol.Optional("title"): str})
+    calls = async_mock_service(hass, "notify", "sms", schema=strict)
+    entry = await setup_integration(
+        hass, make_entry(fake_server.url, options={CONF_NOTIFY_SERVICE: ["sms"]})
+    )
+    notifier_of(entry).async_event(security_event("E1", 70, camera_of(entry)))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    (call,) = calls
+    assert set(call.data) == {"title", "message"}
+    assert call.data["message"].endswith("/lovelace/0?hsi_event=E1")
+    assert not persistent_notification._async_get_or_create_notifications(hass)
 
 
 async def test_the_analysis_replaces_the_fast_path_alert(
