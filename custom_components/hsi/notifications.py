@@ -306,8 +306,9 @@ class Notifier:
             return None
 
     def _absolute(self, path: str) -> str:
+        """An absolute URL; the external one first: these links are read away from home too."""
         try:
-            return get_url(self.hass) + path
+            return get_url(self.hass, prefer_external=True) + path
         except NoURLAvailableError:
             return path
 
