@@ -108,36 +108,43 @@ test("the options dialog shows no translation error", async () => {
   stack.assertNoConsoleErrors(page);
 });
 
-test("the camera's device page shows whole entity names and short states", async () => {
-  const page = await stack.newPage();
-  await stack.open(page, `/config/devices/device/${stack.deviceId}`);
-  const device = page.locator("ha-config-device-page");
-  await device.getByText("Last event", { exact: true }).waitFor();
-  await stack.screenshot(page, "camera-device");
-  const names = [
-    "Risk score",
-    "Risk level",
-    "Last event",
-    "Snapshot",
-    "People",
-    "Vehicles",
-    "Animals",
-    "Threat",
-    "Security event",
-  ];
-  const cut = await truncatedTexts(device);
-  assert.deepEqual(
-    cut.filter((text) => names.some((name) => text.includes(name))),
-    [],
-    `cut with an ellipsis: ${JSON.stringify(cut)}`,
-  );
-  // The headline, not the summary, is the state; the score reads as out of 100.
-  const states = await stack.rest("GET", "/api/states/sensor.demo_camera_last_event");
-  assert.match(states.state, /^(Low|Medium|High|Critical) · /);
-  const score = await stack.rest("GET", "/api/states/sensor.demo_camera_risk_score");
-  assert.equal(score.attributes.unit_of_measurement, "%");
-  stack.assertNoConsoleErrors(page);
-});
+const DEVICE_VIEWPORTS = [
+  ["desktop", { width: 1280, height: 900 }],
+  ["phone", { width: 390, height: 844 }],
+];
+
+for (const [label, viewport] of DEVICE_VIEWPORTS) {
+  test(`the camera's device page shows whole entity names and short states (${label})`, async () => {
+    const page = await stack.newPage({ viewport });
+    await stack.open(page, `/config/devices/device/${stack.deviceId}`);
+    const device = page.locator("ha-config-device-page");
+    await device.getByText("Last event", { exact: true }).waitFor();
+    await stack.screenshot(page, `camera-device-${label}`);
+    const names = [
+      "Risk score",
+      "Risk level",
+      "Last event",
+      "Snapshot",
+      "People",
+      "Vehicles",
+      "Animals",
+      "Threat",
+      "Security event",
+    ];
+    const cut = await truncatedTexts(device);
+    assert.deepEqual(
+      cut.filter((text) => names.some((name) => text.includes(name))),
+      [],
+      `cut with an ellipsis: ${JSON.stringify(cut)}`,
+    );
+    // The headline, not the summary, is the state; the score reads as out of 100.
+    const states = await stack.rest("GET", "/api/states/sensor.demo_camera_last_event");
+    assert.match(states.state, /^(Low|Medium|High|Critical) · /);
+    const score = await stack.rest("GET", "/api/states/sensor.demo_camera_risk_score");
+    assert.equal(score.attributes.unit_of_measurement, "%");
+    stack.assertNoConsoleErrors(page);
+  });
+}
 
 test("the server device's Visit link opens the server's status page", async () => {
   const devices = await stack.ws({ type: "config/device_registry/list" });
