@@ -16,7 +16,7 @@
 // Artefacts (screenshots, the HA and server logs) go to tests/browser/artefacts/<name>/ (ignored).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, rmSync, cpSync, existsSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -330,6 +330,26 @@ export class Stack {
     const path = resolve(this.artefacts, `${name}.png`);
     await (locator ?? page).screenshot({ path });
     return path;
+  }
+
+  /**
+   * Screenshot every page still open as `<name>-<n>-end.png` (what it showed when the test
+   * ended, passed or failed) and close their contexts. Call it in `afterEach`.
+   */
+  async closePages(name) {
+    const pages = this.pages.splice(0);
+    const safe = String(name).replace(/[^\w.-]+/g, "-").slice(0, 80);
+    for (const [index, page] of pages.entries()) {
+      if (page.isClosed()) continue;
+      await page
+        .screenshot({ path: resolve(this.artefacts, `${safe}-${index}-end.png`) })
+        .catch(() => {});
+      if (page.consoleErrors.length) {
+        const file = resolve(this.artefacts, `${safe}-${index}-console.txt`);
+        writeFileSync(file, page.consoleErrors.join("\n") + "\n");
+      }
+      await page.context().close();
+    }
   }
 
   assertNoConsoleErrors(page) {

@@ -122,7 +122,8 @@ const STYLES = `
   .thumb { width: 96px; height: 60px; flex: 0 0 auto; border-radius: 8px; object-fit: cover; background: var(--secondary-background-color, #8882); display: flex; align-items: center; justify-content: center; color: var(--secondary-text-color); font-size: 11px; }
   .body { min-width: 0; flex: 1 1 auto; display: flex; flex-direction: column; gap: 2px; }
   .meta { display: flex; gap: 8px; align-items: center; font-size: 12px; color: var(--secondary-text-color); min-width: 0; }
-  .meta .camera { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  .meta .camera { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; min-width: 0; }
+  .meta .time { white-space: nowrap; flex: 0 0 auto; }
   .summary { font-size: 14px; color: var(--primary-text-color); overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
   .badge { display: inline-block; flex: 0 0 auto; border-radius: 10px; padding: 1px 8px; font-size: 12px; font-weight: 500; color: var(--hsi-badge-text-color, #fff); background: var(--hsi-level-color); }
   .level-low { --hsi-level-color: var(--hsi-level-low-color, var(--success-color, #43a047)); }
@@ -835,8 +836,11 @@ class HsiTimelineCardEditor extends HTMLElement {
       this._form.addEventListener("value-changed", (ev) => {
         ev.stopPropagation();
         const config = { ...ev.detail.value };
+        // Only what differs from the defaults goes into the dashboard's YAML.
+        const defaults = { show_filters: true, page_size: DEFAULT_PAGE_SIZE };
         for (const [key, value] of Object.entries(config)) {
-          if (value === "" || value === undefined || (Array.isArray(value) && !value.length)) {
+          const empty = value === "" || value === undefined || value === null;
+          if (empty || (Array.isArray(value) && !value.length) || defaults[key] === value) {
             delete config[key];
           }
         }
