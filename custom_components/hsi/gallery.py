@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hsi_client import KnownMatch, group_of
+from hsi_client import GROUPS, KnownMatch, group_of
 import numpy as np
 import numpy.typing as npt
 
@@ -24,6 +24,12 @@ from .const import DOMAIN, RECENT_TTL
 STORAGE_VERSION = 1
 SAVE_DELAY = 10
 MAX_RECENT = 500
+
+
+def _group(label: str) -> str:
+    """The object group of a detector class, or of a group name itself: `hsi.enroll` labels
+    entries by kind ("vehicle"), which `group_of` alone would call "other"."""
+    return label if label in GROUPS else group_of(label)
 
 
 @dataclass(slots=True)
@@ -113,7 +119,7 @@ class Gallery:
         if matrix.shape[1] != query.shape[0]:
             return None
         similarities = matrix @ query
-        group = group_of(label)
+        group = _group(label)
         expired = (dt_util.utcnow() - RECENT_TTL).isoformat()  # pruned on the next insert
         best: tuple[GalleryEntry, float] | None = None
         for index in np.argsort(-similarities):
@@ -121,7 +127,7 @@ class Gallery:
             if similarity < self.threshold:
                 break
             candidate = self.entries[ids[index]]
-            if group_of(candidate.label) != group or (
+            if _group(candidate.label) != group or (
                 not candidate.enrolled and candidate.last_seen < expired
             ):
                 continue

@@ -431,3 +431,17 @@ async def test_gallery_ttl_and_dimension(hass: HomeAssistant) -> None:
     gallery.observe(unit(3), "person", "cam", "e3")
     assert gallery_id not in gallery.entries
     assert gallery.stats()["recent"] == 1
+
+
+async def test_gallery_matches_enrolled_kinds(hass: HomeAssistant) -> None:
+    """An entry enrolled by kind ("vehicle", as hsi.enroll labels it) matches its classes."""
+    gallery = Gallery(hass, "test", 0.9)
+    gallery.enroll("Our car", "vehicle", unit(1))
+    gallery.enroll("Rex", "animal", unit(2))
+    car = gallery.match(unit(1), "car")
+    assert car is not None
+    assert car[0].name == "Our car"
+    dog = gallery.match(unit(2), "dog")
+    assert dog is not None
+    assert dog[0].name == "Rex"
+    assert gallery.match(unit(1), "person") is None  # another group never matches
