@@ -54,7 +54,8 @@ test("every HSI text formats in the frontend (no 'Translation error')", async ()
 });
 
 test("the options dialog: notify targets are a picker, alerts are a section", async () => {
-  const page = await stack.newPage();
+  // Tall enough for the whole alerts section in one screenshot (docs/img/options-alerts.png).
+  const page = await stack.newPage({ viewport: { width: 1280, height: 2600 } });
   await stack.open(page, "/config/integrations/integration/hsi");
   await page.getByRole("button", { name: /^configure$/i }).first().click();
   const dialog = page.locator("dialog-data-entry-flow");
@@ -81,6 +82,8 @@ test("the options dialog: notify targets are a picker, alerts are a section", as
   assert.deepEqual(shown.slice(0, 4), ["timeline", "active", "time_sensitive", "critical"]);
   assert.doesNotMatch(await dialog.innerText(), /Translation error/);
   await stack.screenshot(page, "options-alerts");
+  await alerts.first().scrollIntoViewIfNeeded();
+  await stack.screenshot(page, "options-alerts-section", alerts.first());
   stack.assertNoConsoleErrors(page);
 });
 
