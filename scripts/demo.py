@@ -339,6 +339,7 @@ def print_event(event: Mapping[str, Any]) -> None:
     log("hsi.analyze on camera.demo_camera answered:")
     print(f"    risk       {event.get('risk_level')} ({event.get('risk_score')}/100)")
     print(f"    summary    {str(event.get('summary'))[:100]}")
+    print(f"    reasoning  {str(event.get('reasoning'))[:160]}")
     print(f"    source     {event.get('source')} (llm = the local LLM, rules = the rule scorer)")
     if description := str(event.get("description") or ""):
         print(f"    described  {description[:100]}{'...' if len(description) > 100 else ''}")
@@ -596,8 +597,17 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
             )
             event: dict[str, Any] = answer["service_response"]
             print_event(event)
-            await asyncio.sleep(0.5)  # let the entities take the new event
-            entities = await camera_entities()
+
+            async def entities_show_event() -> list[dict[str, Any]] | None:
+                # The event is published in a task of its own: wait until the entities have it.
+                found = await camera_entities()
+                score = str(event["risk_score"])
+                shown = any(
+                    e["entity_id"].endswith("_risk_score") and e["state"] == score for e in found
+                )
+                return found if shown else None
+
+            entities = await wait_until(ha, "the event on the entities", entities_show_event, 30)
             print_entities(entities, subentry["title"])
             device_id = entities[0]["device_id"]
 
