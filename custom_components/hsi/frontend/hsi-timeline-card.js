@@ -857,8 +857,21 @@ class HsiTimelineCardEditor extends HTMLElement {
   }
 }
 
-if (!customElements.get(CARD_TYPE)) customElements.define(CARD_TYPE, HsiTimelineCard);
-if (!customElements.get(EDITOR_TYPE)) customElements.define(EDITOR_TYPE, HsiTimelineCardEditor);
+function defineElements() {
+  if (!customElements.get(CARD_TYPE)) customElements.define(CARD_TYPE, HsiTimelineCard);
+  if (!customElements.get(EDITOR_TYPE)) customElements.define(EDITOR_TYPE, HsiTimelineCardEditor);
+}
+
+// The frontend's core installs a scoped custom element registry polyfill that replaces
+// window.customElements; an element defined before it lands in the native registry only, where
+// the dashboard never looks ("Custom element doesn't exist", about one page load in two, as this
+// module and the core load in parallel). So define into the registry the frontend uses: now if
+// its core is in, else once its root element is defined.
+if (window.CustomElementRegistryPolyfill || customElements.get("home-assistant")) {
+  defineElements();
+} else {
+  customElements.whenDefined("home-assistant").then(defineElements);
+}
 
 window.customCards = window.customCards || [];
 if (!window.customCards.some((card) => card.type === CARD_TYPE)) {
