@@ -28,8 +28,8 @@ HA_PORT ?= 8123
 
 help:
 	@echo "make test    create the venvs if missing, lint, run every test suite (tests/hsi on HA 2025.4 and 2026.2)"
-	@echo "make demo    the AI server (tiny profile, port $(PORT)) + Home Assistant on http://127.0.0.1:$(HA_PORT)"
-	@echo "             (demo camera analysed by HSI; login demo / demo-password); Ctrl-C stops both"
+	@echo "make demo    the AI server (scripted profile, port $(PORT)) + Home Assistant on http://127.0.0.1:$(HA_PORT)"
+	@echo "             (a scripted demo scene analysed by HSI; login demo / demo-password); Ctrl-C stops both"
 	@echo "make demo-check  the same, set up from scratch, one analysis, exit 0 (what the e2e test runs)"
 	@echo "make scenes  replay the scenes in tests/scenes (SCENES=/abs/dir for another folder)"
 	@echo "make bench   run the benchmarks in bench/ (figures go to docs/benchmarks.md)"
