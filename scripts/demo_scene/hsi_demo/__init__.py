@@ -22,7 +22,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.discovery import async_load_platform
 from homeassistant.helpers.typing import ConfigType
 from hsi_client.testing import SCENE_CHUNK, scene_frame
-from PIL import Image, ImageDraw, PngImagePlugin
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 DOMAIN = "hsi_demo"
 WIDTH, HEIGHT = 640, 480
@@ -78,6 +78,14 @@ GARDEN: tuple[Act, ...] = (
 )
 
 
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's own font at a readable size (the bitmap default where FreeType is missing)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (ImportError, TypeError):  # pragma: no cover - an old Pillow or no FreeType
+        return ImageFont.load_default()
+
+
 class Scene:
     """What the camera sees at each moment of the loop."""
 
@@ -112,11 +120,16 @@ class Scene:
     def frame(self) -> bytes:
         """A scene frame of this moment with a caption; the chunk is kept as it is."""
         act, _ = self.act()
-        png = scene_frame(self.objects(), WIDTH, HEIGHT)
+        objects = self.objects()
+        png = scene_frame(objects, WIDTH, HEIGHT)
         image = Image.open(io.BytesIO(png))
         image.load()
+        draw = ImageDraw.Draw(image)
         caption = f"HSI demo scene (scripted): {act.caption if act else 'nobody around'}"
-        ImageDraw.Draw(image).text((10, 8), caption, fill=(40, 40, 40))
+        draw.text((10, 8), caption, fill=(40, 40, 40), font=_font(18))
+        for obj in objects:  # a label above each box (outside it: crops stay one colour)
+            x, y = obj["box"][0], obj["box"][1]
+            draw.text((x, max(0, y - 20)), obj["class"], fill=(40, 40, 40), font=_font(16))
         info = PngImagePlugin.PngInfo()
         info.add_text(SCENE_CHUNK, str(image.info[SCENE_CHUNK]))
         out = io.BytesIO()
