@@ -103,6 +103,16 @@ def _server_status_attrs(status: ServerStatus) -> dict[str, Any]:
     }
 
 
+def _download_percent(status: ServerStatus) -> float | None:
+    """How far the model downloads are; 100 once the server is healthy, nothing left to fetch
+    (the device page would say "Unknown" otherwise); unknown while the sizes are not known yet,
+    or while the server loads, failed a model or says what the integration does not know."""
+    health = status.health
+    if health.downloading:
+        return health.download_percent
+    return 100.0 if health.status == "healthy" else None
+
+
 def _download_attrs(status: ServerStatus) -> dict[str, Any]:
     """The running downloads, one entry per model."""
     return {
@@ -167,7 +177,7 @@ SERVER_SENSORS: tuple[HsiServerSensorDescription, ...] = (
         native_unit_of_measurement=PERCENTAGE,
         suggested_display_precision=0,
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda s: s.health.download_percent,
+        value_fn=_download_percent,
         attrs_fn=_download_attrs,
     ),
     HsiServerSensorDescription(

@@ -93,3 +93,19 @@ async def test_risk_score_reads_as_out_of_100(
     entry = er.async_get(hass).async_get("sensor.front_door_risk_score")
     assert entry is not None
     assert entry.options["sensor"]["suggested_display_precision"] == 0
+
+
+async def test_server_sensors_read_well_when_all_is_done(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """A healthy server with its models in place: no "Unknown" on the server's device page."""
+    registry = er.async_get(hass)
+    shown = {
+        entry.entity_id: hass.states.get(entry.entity_id)
+        for entry in er.async_entries_for_config_entry(registry, setup_entry.entry_id)
+        if entry.config_subentry_id is None and not entry.disabled_by
+    }
+    states = {entity_id: state.state for entity_id, state in shown.items() if state is not None}
+    assert states["sensor.hsi_ai_server_127_0_0_1_status"] == "healthy"
+    assert states["sensor.hsi_ai_server_127_0_0_1_model_download"] == "100.0"  # nothing to fetch
+    assert [e for e, state in states.items() if state in ("unknown", "unavailable")] == []

@@ -127,12 +127,12 @@ async def test_loading_models_is_shown_and_is_no_failure(
     assert hass.states.get(RISK).state != STATE_UNAVAILABLE
     assert hass.states.get(PERSON).state != STATE_UNAVAILABLE
 
-    # Done: healthy, the download sensor has nothing to show, the normal polling is back.
+    # Done: healthy, nothing left to download (100 %), the normal polling is back.
     fake_server.health = copy.deepcopy(dict(HEALTHY))
     del fake_server.script[("POST", "/detect")]
     await advance(hass, freezer, LOADING_SCAN_INTERVAL.total_seconds())
     assert hass.states.get(STATUS).state == "healthy"
-    assert hass.states.get(DOWNLOAD).state == STATE_UNKNOWN
+    assert hass.states.get(DOWNLOAD).state == "100.0"
     assert coordinator.update_interval == SCAN_INTERVAL
     fake_server.default_detections = [detection("person", 0.8)]
     await motion(hass)
