@@ -146,7 +146,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if err.status < 400:
             raise
         code = (err.reason or "error").lower().replace(" ", "_")
-        return _error_response(ApiError(err.status, code, err.reason or "error"))
+        # A 405 names the methods the route takes (RFC 9110: `Allow` is required there).
+        kept = {name: err.headers[name] for name in ("Allow",) if name in err.headers}
+        return _error_response(ApiError(err.status, code, err.reason or "error", headers=kept))
     except asyncio.CancelledError:
         raise
     except Exception:

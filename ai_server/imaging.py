@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from hsi_client import BoundingBox
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -110,7 +111,10 @@ async def read_images(
     """Every image in the request body, in order, whatever way it was sent."""
     content_type = request.content_type.lower()
     if content_type in IMAGE_CONTENT_TYPES or content_type == "application/octet-stream":
-        return [RawImage(await request.read())]
+        data = await request.read()
+        if not data:
+            raise unprocessable("request has no body: send an image")
+        return [RawImage(data)]
     if content_type.startswith("multipart/"):
         return await _read_multipart(request, max_bytes)
     if content_type == "application/json":
@@ -180,9 +184,20 @@ async def _read_multipart(
             images.append(RawImage(bytes(chunks), part.filename or part.name))
     except ApiError:
         raise
-    except (ValueError, AssertionError) as err:
-        raise bad_request("invalid_multipart", f"malformed multipart body: {err}") from None
+    except (ValueError, AssertionError, LookupError, HttpProcessingError) as err:
+        # ValueError covers UnicodeDecodeError (a part name that is not UTF-8); LookupError an
+        # unknown charset; HttpProcessingError a part header aiohttp refuses.
+        message = getattr(err, "message", None) or str(err)
+        raise bad_request(
+            "invalid_multipart", f"malformed multipart body: {_printable(message)}"
+        ) from None
     return images
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """`text` for an error message: control characters escaped, cut to `limit` characters."""
+    shown = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 # --- boxes and crops -----------------------------------------------------------------------

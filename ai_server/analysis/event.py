@@ -62,11 +62,15 @@ def parse_metadata(data: Any, frames: int) -> EventMetadata:
             home_mode=_opt_text(context.get("home_mode"), "metadata.context.home_mode"),
             known_matches=tuple(
                 KnownMatch.from_dict(m)
-                for m in _dicts(context.get("known_matches"), "metadata.context.known_matches")
+                for m in _dicts(
+                    context.get("known_matches"), "metadata.context.known_matches", _MATCH_FIELDS
+                )
             ),
             recent_events=tuple(
                 RecentEvent.from_dict(e)
-                for e in _dicts(context.get("recent_events"), "metadata.context.recent_events")
+                for e in _dicts(
+                    context.get("recent_events"), "metadata.context.recent_events", _EVENT_FIELDS
+                )
             ),
             zones=_zones(context.get("zones")),
             usual_activity=_opt_text(
@@ -93,7 +97,7 @@ def _object(data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
 def _opt_text(value: Any, name: str) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if not isinstance(value, str):
         raise unprocessable(f"{name} must be a string")
     text = " ".join(str(value).split())[:200]
     return text or None
@@ -118,12 +122,49 @@ def _time(value: Any, name: str) -> datetime | None:
         raise unprocessable(f"{name} is not an ISO 8601 date-time: {value[:40]!r}") from None
 
 
-def _dicts(value: Any, name: str) -> tuple[dict[str, Any], ...]:
+# The fields of known_matches and recent_events items, and the JSON types each may have.
+_TEXT = (str,)
+_MATCH_FIELDS: dict[str, tuple[type, ...]] = {
+    "gallery_id": _TEXT,
+    "class": _TEXT,
+    "name": _TEXT,
+    "enrolled": (bool,),
+    "similarity": (int, float),
+    "times_seen_today": (int,),
+    "description": _TEXT,
+}
+_EVENT_FIELDS: dict[str, tuple[type, ...]] = {
+    "started_at": _TEXT,
+    "risk_level": _TEXT,
+    "summary": _TEXT,
+}
+
+
+def _dicts(
+    value: Any, name: str, fields: Mapping[str, tuple[type, ...]]
+) -> tuple[dict[str, Any], ...]:
+    """The first 50 objects of a list, each known field of its declared type (or null)."""
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
         raise unprocessable(f"{name} must be a list of objects")
-    return tuple(dict(item) for item in value[:50])
+    items = value[:50]
+    for index, item in enumerate(items):
+        for key, types in fields.items():
+            field = item.get(key)
+            if field is None:
+                continue
+            wrong = isinstance(field, bool) and bool not in types
+            if wrong or not isinstance(field, types) or not _finite_or_other(field):
+                kind = {str: "a string", bool: "true or false", int: "an integer"}.get(
+                    types[0], "a number"
+                )
+                raise unprocessable(f"{name}[{index}].{key} must be {kind}")
+    return tuple(dict(item) for item in items)
+
+
+def _finite_or_other(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _zones(value: Any) -> tuple[str, ...]:
@@ -195,6 +236,8 @@ def _detection(item: Any, frame: int, j: int) -> AnalyzedObject:
     if width < 0 or height < 0:
         raise unprocessable(f"{name}.bbox width and height must not be negative")
     attributes = item.get("attributes")
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise unprocessable(f"{name}.attributes must be an object")
     return AnalyzedObject(
         label=label.strip().lower(),
         confidence=confidence,
