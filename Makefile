@@ -23,7 +23,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PORT ?= 8090
 HA_PORT ?= 8123
 
-.PHONY: scenes help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e test-browser lint demo demo-check demo-screenshot bench tiny-models docs clean \
+.PHONY: scenes help venv venv-server venv-ha venv-ha-2026 venv-ha-demo test test-client test-server test-ha test-ha-2026 test-e2e test-browser lint demo demo-check demo-screenshot bench load tiny-models docs clean \
 	addon-check addon-wheels addon-constraints
 
 help:
@@ -33,6 +33,7 @@ help:
 	@echo "make demo-check  the same, set up from scratch, one analysis, exit 0 (what the e2e test runs)"
 	@echo "make scenes  replay the scenes in tests/scenes (SCENES=/abs/dir for another folder)"
 	@echo "make bench   run the benchmarks in bench/ (figures go to docs/benchmarks.md)"
+	@echo "make load    simulated cameras against a real server (LOAD_ARGS=\"--soak 600\", \"--knee\")"
 	@echo "make lint    ruff + mypy + hadolint"
 	@echo "make addon-check  build the add-on image as Supervisor does (podman, root), run it, SIGTERM it;"
 	@echo "             the same for docker-compose.yml's image (docs/development.md)"
@@ -84,6 +85,8 @@ lint: $(SERVER_STAMP)
 test-client: $(SERVER_STAMP)
 	cd client && $(SERVER_PY) -m pytest -q
 
+# tests/ai_server includes test_load_bench.py: the CI-sized load run of bench/load.py
+# (4 cameras x 1 fps for 30 s against a real tiny-profile server; `make load` for longer runs).
 test-server: $(SERVER_STAMP)
 	$(SERVER_PY) -m pytest -q tests/ai_server tests/scenes
 
@@ -138,6 +141,11 @@ tiny-models: $(SERVER_STAMP)
 
 bench: $(SERVER_STAMP)
 	$(SERVER_PY) bench/detect.py --profile tiny
+
+# Simulated cameras against a real server on loopback (docs/reliability.md), e.g.
+# make load LOAD_ARGS="--soak 600"   or   make load LOAD_ARGS="--knee --detector r18vd"
+load: $(SERVER_STAMP)
+	$(SERVER_PY) bench/load.py $(LOAD_ARGS)
 
 docs: $(SERVER_STAMP)
 	$(SERVER_PY) scripts/update_readme.py
