@@ -293,7 +293,9 @@ export class Stack {
       if (OFFLINE_NOISE.some((noise) => noise.test(text))) return;
       page.consoleErrors.push(text);
     });
-    page.on("pageerror", (error) => page.consoleErrors.push(`uncaught: ${error.stack ?? error}`));
+    page.on("pageerror", (error) =>
+      page.consoleErrors.push(`uncaught: ${error.stack || error.message || error}`),
+    );
     this.pages.push(page);
     return page;
   }

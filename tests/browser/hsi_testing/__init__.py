@@ -24,9 +24,8 @@ DOMAIN = "hsi_testing"
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the helper actions."""
     # Imported here: the hsi integration is loaded by then (it is a dependency).
-    from custom_components.hsi.store import EventFilter
-
     from custom_components.hsi.models import SecurityEvent
+    from custom_components.hsi.store import EventFilter
 
     async def seed_events(call: ServiceCall) -> ServiceResponse:
         entries = [
@@ -56,6 +55,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
                 "risk_score": score,
                 "risk_level": level_for(score),
                 "summary": f"Seeded copy {index + 1} of {count}: {template.risk.summary}",
+                # Copies start unread, whatever feedback the original got.
+                "acknowledged": False,
+                "false_alarm": False,
+                "keep": False,
+                "identity": None,
             }
             await store.async_add(SecurityEvent.from_dict(data), snapshot)
         return {"added": count}
