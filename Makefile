@@ -121,11 +121,11 @@ tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/
 	cd tests/browser && npm ci --no-audit --no-fund
 
 demo: $(SERVER_STAMP) $(HA_DEMO_STAMP)
-	$(SERVER_PY) scripts/demo.py --server-port $(PORT) --ha-port $(HA_PORT) --ha-python $(HA_PY)
+	$(SERVER_PY) scripts/demo.py --live-scene --server-port $(PORT) --ha-port $(HA_PORT) --ha-python $(HA_PY)
 
 # Any free ports and its own folder, so it also runs beside a `make demo`.
 demo-check: $(SERVER_STAMP) $(HA_DEMO_STAMP)
-	$(SERVER_PY) scripts/demo.py --check --server-port 0 --ha-port 0 --dir .demo/check --ha-python $(HA_PY)
+	$(SERVER_PY) scripts/demo.py --check --live-scene --server-port 0 --ha-port 0 --dir .demo/check --ha-python $(HA_PY)
 
 # docs/img/demo-device.png: the demo's camera device page, logged in, in Debian's chromium
 # (apt-get install -y chromium) driven by playwright-core (npm).

@@ -16,8 +16,11 @@ profile's models read what the scene frame says it shows; everything around them
 pipeline, the rules scorer, the integration) is the real thing. Every frame is captioned as a
 scripted demo scene.
 
-    .venv/server/bin/python scripts/demo.py            # what `make demo` runs
-    .venv/server/bin/python scripts/demo.py --check    # what `make demo-check` runs
+    .venv/server/bin/python scripts/demo.py --live-scene            # what `make demo` runs
+    .venv/server/bin/python scripts/demo.py --check --live-scene    # what `make demo-check` runs
+
+Without --live-scene the scene stands still (the visitor at the door, the motion sensor off):
+nothing but hsi.analyze starts an analysis, which the browser tests' harness relies on.
 
 Only the standard library and aiohttp: it runs under either virtual environment.
 """
@@ -89,6 +92,9 @@ input_select:
     icon: mdi:home-account
 logger:
   default: warning
+# The demo scene (scripts/demo_scene): cameras that show scene frames; `live` loops the scene.
+hsi_demo:
+  live: {live}
 """
 
 
@@ -369,6 +375,7 @@ class Options:
     ha_python: str
     timeout: float
     custom_components: list[Path]
+    live_scene: bool
 
 
 def _absolute(program: str) -> str:
@@ -413,6 +420,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         default=[],
         help="another integration folder to link in and set up (tests/browser's helpers)",
     )
+    parser.add_argument(
+        "--live-scene",
+        action="store_true",
+        help="loop the demo scene (a visitor, a car, a cat, each turning the motion sensor on and "
+        "so triggering an analysis), as `make demo` does; without it the visitor stands still at "
+        "the door and nothing but hsi.analyze starts an analysis (tests)",
+    )
     args = parser.parse_args(argv)
     return Options(
         check=args.check,
@@ -423,15 +437,19 @@ def parse_args(argv: list[str] | None = None) -> Options:
         ha_python=_absolute(args.ha_python),
         timeout=args.timeout,
         custom_components=[path.resolve() for path in args.custom_component],
+        live_scene=args.live_scene,
     )
 
 
-def write_ha_config(config_dir: Path, port: int, extra: list[Path] | None = None) -> None:
+def write_ha_config(
+    config_dir: Path, port: int, extra: list[Path] | None = None, *, live: bool = False
+) -> None:
     """A fresh configuration every run: no state survives from an earlier demo."""
     if config_dir.exists():
         shutil.rmtree(config_dir)
     (config_dir / "custom_components").mkdir(parents=True)
-    config = HA_CONFIG.format(port=port)
+    (config_dir / "custom_components" / SCENE.name).symlink_to(SCENE)
+    config = HA_CONFIG.format(port=port, live=str(live).lower())
     for folder in extra or []:
         # Linked like hsi, and named in the configuration so that its async_setup runs.
         (config_dir / "custom_components" / folder.name).symlink_to(folder)
@@ -465,7 +483,12 @@ def prepare(options: Options) -> None:
     ensure_port_free(options.server_port, "the AI server")
     ensure_port_free(options.ha_port, "Home Assistant")
     options.directory.mkdir(parents=True, exist_ok=True)
-    write_ha_config(options.directory / "ha", options.ha_port, [SCENE, *options.custom_components])
+    write_ha_config(
+        options.directory / "ha",
+        options.ha_port,
+        options.custom_components,
+        live=options.live_scene,
+    )
 
 
 async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event) -> dict[str, Any]:
@@ -588,8 +611,9 @@ async def run(options: Options, stop_event: asyncio.Event, ready: asyncio.Event)
                 state = await hass.state(MOTION)
                 return state is not None and state["state"] == "on"
 
-            # The scene loops; analyse while its visitor is in view, so every run shows one.
-            await wait_until(ha, "the scene's visitor (motion on)", motion_on, 200)
+            if options.live_scene:
+                # The scene loops; analyse while its visitor is in view, so every run shows one.
+                await wait_until(ha, "the scene's visitor (motion on)", motion_on, 200)
             answer = await hass.request(
                 "POST",
                 "/api/services/hsi/analyze?return_response",

@@ -63,7 +63,8 @@ def _level(score: int) -> str:
 
 def test_demo_check(tmp_path: Path) -> None:
     """Server + HA come up, the flows create the entry and the camera, analyze answers."""
-    done = _demo(tmp_path, "--ha-python", _ha_python())
+    # The live scene, as `make demo` runs it: the check waits for the visitor (motion on).
+    done = _demo(tmp_path, "--live-scene", "--ha-python", _ha_python())
     output = f"stdout:\n{done.stdout[-6000:]}\nstderr:\n{done.stderr[-3000:]}"
     assert done.returncode == 0, output
     lines = [line for line in done.stdout.splitlines() if line.startswith(PREFIX)]

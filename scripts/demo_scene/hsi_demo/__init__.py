@@ -7,7 +7,8 @@ profile reads back as its detections. So the demo shows analyses that make sense
 the door, a car on the drive, a cat) instead of what random-weight models make of HA's demo
 camera. A motion sensor per camera ("Demo motion", "Demo garden motion") is on while its scene
 shows anything: the camera's trigger, as a real motion sensor would be. Each frame carries a
-caption saying it is a scripted demo scene.
+caption saying it is a scripted demo scene. `hsi_demo: {live: true}` loops the scenes (`make
+demo`); otherwise they stand still (tests): the visitor at the front door, no motion anywhere.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hsi_client.testing import SCENE_CHUNK, scene_frame
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 DOMAIN = "hsi_demo"
+FRONT_NAME = "Demo camera"  # camera.demo_camera, the camera the demo watches
 WIDTH, HEIGHT = 640, 480
 
 
@@ -89,13 +91,19 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 class Scene:
     """What the camera sees at each moment of the loop."""
 
-    def __init__(self, name: str, acts: tuple[Act, ...]) -> None:
+    def __init__(self, name: str, acts: tuple[Act, ...], *, live: bool) -> None:
         self.name = name
         self.acts = acts
+        self.live = live
         self.started = time.monotonic()
 
     def act(self) -> tuple[Act | None, float]:
-        """The act on now (None between acts) and how far into it (0..1)."""
+        """The act on now (None between acts) and how far into it (0..1).
+
+        A still scene (not live: tests) always shows its first act's last moment.
+        """
+        if not self.live:
+            return (self.acts[0], 1.0) if self.acts and self.name == FRONT_NAME else (None, 0.0)
         now = (time.monotonic() - self.started) % PERIOD
         for act in self.acts:
             if act.start <= now < act.end:
@@ -138,8 +146,12 @@ class Scene:
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """One scene, shown by a camera and a motion sensor."""
-    hass.data[DOMAIN] = [Scene("Demo camera", FRONT), Scene("Demo garden", GARDEN)]
+    """The scenes, each shown by a camera and a motion sensor."""
+    live = bool((config.get(DOMAIN) or {}).get("live", False))
+    hass.data[DOMAIN] = [
+        Scene(FRONT_NAME, FRONT, live=live),
+        Scene("Demo garden", GARDEN, live=live),
+    ]
     for platform in (Platform.CAMERA, Platform.BINARY_SENSOR):
         hass.async_create_task(async_load_platform(hass, platform, DOMAIN, {}, config))
     return True

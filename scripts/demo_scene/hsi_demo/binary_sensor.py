@@ -40,7 +40,7 @@ class SceneMotion(BinarySensorEntity):
     def is_on(self) -> bool:
         """Whether anything is in the scene now."""
         act, _ = self._scene.act()
-        return act is not None
+        return self._scene.live and act is not None
 
     async def async_added_to_hass(self) -> None:
         """Check the scene every half second; write the state when it changes."""
