@@ -26,8 +26,8 @@ from .models import HsiConfigEntry, SecurityEvent
 
 PARALLEL_UPDATES = 0
 MAX_STATE_LENGTH = 255  # Home Assistant rejects longer states
-# Plurals of the object groups in the last event's state ("2 people"); other classes get an "s".
-_PLURALS = {"person": "people", "bus": "buses"}
+# Irregular plurals in the last event's state ("2 people"); the rest get an "s" ("2 vehicles").
+_PLURALS = {"person": "people", "knife": "knives", "scissors": "scissors"}
 # The server's /health status: `loading` while it downloads or loads its models (first start).
 SERVER_STATUSES = ["healthy", "loading", "degraded"]
 

@@ -49,6 +49,9 @@ def test_headline_counts_groups_in_order() -> None:
     assert event_headline(event) == "Critical · 2 people, 2 vehicles, 1 animal, 1 backpack"
     assert event_headline(_event(["person"], score=72)) == "High · 1 person"
     assert event_headline(_event([], score=5)) == "Low · nothing relevant"
+    assert event_headline(_event(["knife", "knife", "scissors", "scissors"], score=50)) == (
+        "Medium · 2 knives, 2 scissors"
+    )
 
 
 def test_headline_never_exceeds_the_state_limit() -> None:
