@@ -285,7 +285,8 @@ class Camera:
         period = 1.0 / args.fps
         rng = random.Random(self.index)
         due = start + rng.uniform(0, period)  # cameras are not in lockstep
-        next_event = start + args.event_every + rng.uniform(0, min(period, args.event_every))
+        # Cameras are at random points of their event cycle, as in a steady state.
+        next_event = start + max(period, rng.uniform(0, args.event_every))
         frame = 0
         while due < until:
             await asyncio.sleep(max(0.0, due - loop.time()))
@@ -638,10 +639,16 @@ def limits(report: dict[str, Any]) -> list[str]:
         )
     frame, detect = report["latency_ms"]["frame"], report["latency_ms"]["detect"]
     if frame["p95_ms"] and detect["p95_ms"] and frame["p95_ms"] > 2 * detect["p95_ms"]:
+        in_flight = report["config"]["in_flight"]
+        why = (
+            f"for one of the {in_flight} calls in flight (the integration's limit; /analyze "
+            "calls hold slots for seconds)"
+            if isinstance(in_flight, int)
+            else "out Retry-After before asking again"
+        )
         found.append(
-            f"frames wait on the client side for one of the {report['config']['in_flight']} "
-            f"calls in flight (frame p95 {frame['p95_ms']:.0f} ms vs request p95 "
-            f"{detect['p95_ms']:.0f} ms)"
+            f"frames wait on the client side {why}: frame p95 {frame['p95_ms']:.0f} ms vs "
+            f"request p95 {detect['p95_ms']:.0f} ms"
         )
     analyze = server["models"]
     heavy = [
@@ -924,6 +931,102 @@ def soak_verdict(report: dict[str, Any], max_slope: float) -> dict[str, Any]:
     }
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The figures as Markdown (docs/reliability.md)."""
+    lines = [f"`python bench/{result['command']}`", ""]
+    if result["mode"] == "knee":
+        k = result["knee"]
+        steps = k["steps"]
+        loads = [r["load1_mean"] for r in steps if r["load1_mean"] is not None]
+    else:
+        report = result["report"]
+        loads = [report["server"]["load1_mean"]] if report["server"]["load1_mean"] else []
+    lines += [
+        f"CPU `{result['cpu_model']}`, {os.cpu_count()} cores; {result['started']} to "
+        f"{result['ended']}; load average (1, 5, 15 min) {' '.join(result['load_average_start'])}"
+        f" before, {' '.join(result['load_average_end'])} after"
+        + (f", 1-min mean during the run {statistics.fmean(loads):.2f}" if loads else ""),
+        "",
+    ]
+    if result["mode"] == "knee":
+        lines += [
+            "| cameras | frames/s offered | answered | frame p50 ms | frame p95 ms "
+            "| /detect p95 ms | /analyze p95 ms | skipped | 503 | errors | server CPU cores "
+            "| machine busy | load 1 min | detector queue mean/max | detector ms/batch |",
+            "| " + " | ".join(["---"] * 15) + " |",
+        ]
+        for r in sorted(steps, key=lambda r: r["cameras"]):
+            det = r["detector"] or {}
+            lines.append(
+                f"| {r['cameras']} | {r['frames_offered_per_s']} | {r['frames_answered_per_s']} "
+                f"| {_ms(r['frame_p50_ms'])} | {_ms(r['frame_p95_ms'])} "
+                f"| {_ms(r['detect_p95_ms'])} | {_ms(r['analyze_p95_ms'])} | {r['skipped']} "
+                f"| {r['back_pressure']} | {r['errors']} | {r['server_cpu_cores']} "
+                f"| {r['machine_busy']} | {r['load1_mean']} "
+                f"| {det.get('queue_depth_mean')}/{det.get('queue_depth_max')} "
+                f"| {det.get('mean_inference_ms')} |"
+            )
+        over = k["first_over"]
+        lines += [
+            "",
+            f"Knee: **{k['held_cameras']} cameras x {k['fps']} fps** keep p95 (capture to "
+            f"answer) <= {k['bound_p95_ms'] / 1000:g} s; "
+            + (f"{over['cameras']} cameras do not. " if over else "")
+            + "Limits at the first count over: "
+            + "; ".join(k["limits"])
+            + ".",
+        ]
+        return "\n".join(lines) + "\n"
+    t, lat = report["throughput"], report["latency_ms"]
+    lines += [
+        "| call | n | p50 ms | p95 ms | p99 ms | max ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    names = {
+        "detect": "/detect?embed=1 (request)",
+        "frame": "frame (capture to answer)",
+        "analyze": "/analyze (request)",
+        "event": "event (closed to analysed)",
+    }
+    for kind, name in names.items():
+        s = lat[kind]
+        lines.append(
+            f"| {name} | {s['count']} | {_ms(s['p50_ms'])} | {_ms(s['p95_ms'])} "
+            f"| {_ms(s['p99_ms'])} | {_ms(s['max_ms'])} |"
+        )
+    rss, err = report["rss"], report["errors"]
+    lines += [
+        "",
+        f"Frames {t['frames_answered']}/{t['frames_due']} answered "
+        f"({t['frames_answered_per_s']}/s of {t['frames_offered_per_s']}/s offered; "
+        f"{t['frames_skipped']} skipped while the camera's previous frame was out, "
+        f"{t['frames_lost']} lost); events {t['events_analyzed']}/{t['events']} analysed "
+        f"({t['events_failed']} fell back to rules). Back-pressure: "
+        f"{report['back_pressure']['count']} (503/429 with Retry-After, "
+        f"{100 * report['back_pressure']['rate']:.2f} % of requests). Other errors: "
+        f"{err['count']}{' ' + json.dumps(err['by_kind']) if err['by_kind'] else ''}. "
+        f"Server RSS {rss['start_mb']} MB at the start, {rss['end_mb']} MB at the end, peak "
+        f"{rss['peak_mb']} MB; trend after the first {rss['warmup_s']:g} s: "
+        f"{rss['slope_mb_per_min']} MB/min. Server CPU {report['server']['server_cpu_cores_mean']}"
+        f" cores on average. Limits: {'; '.join(report['limits'])}.",
+    ]
+    if "soak" in result:
+        v = result["soak"]
+        lines += [
+            "",
+            f"Soak verdict: trend {v['slope_mb_per_min']} MB/min "
+            f"({v['growth_over_window_mb']} MB over the measured window; flat means <= "
+            f"{v['max_slope_mb_per_min']} MB/min), {v['errors']} errors, "
+            f"{v['back_pressure']} back-pressure answers: "
+            + ("**passed**." if v["passed"] else "**failed**."),
+        ]
+    return "\n".join(lines) + "\n"
+
+
 # Command line ----------------------------------------------------------------------------------
 
 
@@ -1032,6 +1135,7 @@ def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-refine", dest="refine", action="store_false")
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--no-timeline", action="store_true", help="leave samples out of --json")
+    parser.add_argument("--markdown", type=Path, help="write the figures as Markdown here")
     args = parser.parse_args(argv)
     if args.soak is not None:
         args.duration = args.soak
@@ -1101,6 +1205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(result))
     if result["mode"] == "soak":
         return 0 if result["soak"]["passed"] else 1
     return 0
