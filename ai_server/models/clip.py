@@ -169,8 +169,12 @@ def ensemble(vectors: Sequence[Vector], labels: int) -> npt.NDArray[np.float32]:
 
 
 def prompts(labels: Sequence[str], templates: Sequence[str]) -> list[str]:
-    """Every template filled with every label, grouped by label (the order `ensemble` expects)."""
-    return [template.format(label) for label in labels for template in templates]
+    """Every template filled with every label, grouped by label (the order `ensemble` expects).
+
+    `{}` is replaced literally, not with `str.format`: templates come from requests too, and
+    format syntax in one (`{0.__class__}`, a lone `}`) must neither fail nor be evaluated.
+    """
+    return [template.replace("{}", label) for label in labels for template in templates]
 
 
 def zero_shot(

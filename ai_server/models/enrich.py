@@ -275,8 +275,8 @@ class Enricher:
         """The attribute's label embeddings (prompt ensembles), computed once."""
         cached = self._label_matrices.get(attribute.name)
         if cached is None:
-            vectors = await asyncio.gather(
-                *(self.clip_batcher.submit(ClipItem(text=p)) for p in attribute.prompts)
+            vectors = await self.clip_batcher.submit_many(
+                [ClipItem(text=p) for p in attribute.prompts]
             )
             cached = ensemble(vectors, len(attribute.keys))
             self._label_matrices[attribute.name] = cached
@@ -354,7 +354,7 @@ class Enricher:
                 items = [ClipItem(image=c) for c in crops]
                 if whole:
                     items.append(ClipItem(image=image))
-                vectors = list(await asyncio.gather(*(self.clip_batcher.submit(i) for i in items)))
+                vectors = await self.clip_batcher.submit_many(items)
                 scale = clip.logit_scale
                 if reference is not None and reference.shape[0] != clip.dim:
                     raise ReferenceDimError(reference.shape[0], clip.dim)
@@ -395,11 +395,8 @@ class Enricher:
             return
         try:
             async with self.registry.use(Florence.name, Florence):
-                texts = await asyncio.gather(
-                    *(
-                        self.florence_batcher.submit(DescribeRequest(crops[i], "ocr"))
-                        for i in wanted
-                    )
+                texts = await self.florence_batcher.submit_many(
+                    [DescribeRequest(crops[i], "ocr") for i in wanted]
                 )
         except ModelUnavailableError as err:
             warnings.append(f"no plate reading: {err}")

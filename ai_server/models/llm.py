@@ -49,6 +49,11 @@ class LLMError(Exception):
     """Generation failed (backend error, unreachable server, malformed answer)."""
 
 
+class LLMRequestError(LLMError):
+    """The request cannot be served as asked (too long for the context, an unusable schema):
+    the client's fault, answered 422; retrying the same request never helps."""
+
+
 class LLMCancelledError(LLMError):
     """The caller went away or timed out; generation was stopped."""
 
@@ -369,6 +374,8 @@ class LlamaCppLLM(LLMBackend):
             job.put(None)
         except _Stop:
             job.put(LLMCancelledError("generation stopped"))
+        except LLMRequestError as err:
+            job.put(err)
         except Exception as err:
             _LOGGER.exception("LLM generation failed")
             job.put(LLMError(f"LLM generation failed: {type(err).__name__}: {err}"))
@@ -391,13 +398,20 @@ class LlamaCppLLM(LLMBackend):
             prompt = context.tokenize((request.prompt or "").encode("utf-8"), special=True)
             stop = list(request.stop)
         if len(prompt) + request.max_tokens > self.context_size:
-            raise LLMError(
+            raise LLMRequestError(
                 f"prompt of {len(prompt)} tokens + {request.max_tokens} to generate exceeds the "
                 f"context of {self.context_size} tokens"
             )
         grammar = None
         if request.json_schema is not None:
-            grammar = LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
+            try:
+                grammar = LlamaGrammar.from_json_schema(
+                    json.dumps(request.json_schema), verbose=False
+                )
+            except Exception as err:
+                raise LLMRequestError(
+                    f"the JSON schema cannot be turned into a grammar: {type(err).__name__}: {err}"
+                ) from None
         if not self.prefix_cache:
             context.reset()  # forget the cached prompt: every token is evaluated again
         llama_cpp.llama_perf_context_reset(context.ctx)

@@ -100,12 +100,14 @@ async def embed(request: web.Request) -> web.Response:
     batcher = request.app[BATCHERS].clip
     async with request.app[REGISTRY].use(Clip.name, Clip) as clip:
         items = [ClipItem(image=i) for i in images] + [ClipItem(text=t) for t in texts]
-        vectors = await asyncio.gather(*(batcher.submit(item) for item in items))
+        # One queue admission per caller: a request with more items than the queue bound is
+        # served as a unit (it used to get 503 queue_full on an idle server, forever).
+        vectors = await batcher.submit_many(items)
         label_matrix = None
         if labels:
             ensemble_templates = templates or list(request.app[ENRICHER].labels.templates)
-            label_vectors = await asyncio.gather(
-                *(batcher.submit(ClipItem(text=p)) for p in prompts(labels, ensemble_templates))
+            label_vectors = await batcher.submit_many(
+                [ClipItem(text=p) for p in prompts(labels, ensemble_templates)]
             )
             label_matrix = ensemble(label_vectors, len(labels))
         dim, scale, source = clip.dim, clip.logit_scale, clip.source

@@ -21,7 +21,15 @@ from aiohttp import web
 from ..errors import ApiError, unavailable, unprocessable
 from ..imaging import read_json
 from ..keys import REGISTRY, SETTINGS
-from ..models.llm import Completion, Delta, GenerationRequest, LLMBackend, LLMError, Usage
+from ..models.llm import (
+    Completion,
+    Delta,
+    GenerationRequest,
+    LLMBackend,
+    LLMError,
+    LLMRequestError,
+    Usage,
+)
 
 routes = web.RouteTableDef()
 
@@ -42,18 +50,18 @@ def _number(body: Mapping[str, Any], key: str, default: float, lo: float, hi: fl
 
 
 def _int(body: Mapping[str, Any], keys: tuple[str, ...], default: int) -> int:
+    """The first of `keys` that is set; every one that is set must be valid."""
+    found: list[int] = []
     for key in keys:
         value = body.get(key)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise unprocessable(f"{key} must be an integer")
-        if value < 0:  # llama.cpp: -1 = "until the context is full"
-            return default
         if value == 0 or value > MAX_PREDICT:
             raise unprocessable(f"{key} must be between 1 and {MAX_PREDICT} (or -1)")
-        return value
-    return default
+        found.append(default if value < 0 else value)  # llama.cpp: -1 = until the context is full
+    return found[0] if found else default
 
 
 def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
@@ -134,6 +142,8 @@ def _backend(request: web.Request) -> AbstractAsyncContextManager[LLMBackend]:
 
 
 def _llm_failure(err: Exception, timeout: float) -> ApiError:
+    if isinstance(err, LLMRequestError):
+        return unprocessable(str(err))
     if isinstance(err, TimeoutError):
         return unavailable("llm_timeout", f"the LLM took longer than {timeout:g} s", retry_after=5)
     return unavailable("llm_error", str(err), retry_after=5)
