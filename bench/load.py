@@ -1027,6 +1027,45 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_rss(path: Path, result: dict[str, Any]) -> None:
+    """RSS over time, the warm-up left out of the trend, and the fitted trend line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report = result["report"]
+    rss = report["rss"]
+    times = [t / 60 for t, _ in rss["samples"]]
+    values = [v for _, v in rss["samples"]]
+    fig, axis = plt.subplots(figsize=(8, 3.5))
+    axis.plot(times, values, lw=1, label="server RSS")
+    warm = rss["warmup_s"] / 60
+    axis.axvspan(0, warm, color="0.9", label="warm-up (not in the trend)")
+    slope = rss["slope_mb_per_min"]
+    after = [(t, v) for t, v in zip(times, values, strict=True) if t >= warm]
+    if slope is not None and after:
+        mean_t = statistics.fmean(t for t, _ in after)
+        mean_v = statistics.fmean(v for _, v in after)
+        ends = [after[0][0], after[-1][0]]
+        axis.plot(
+            ends,
+            [mean_v + slope * (t - mean_t) for t in ends],
+            "r--",
+            label=f"trend {slope:+.2f} MB/min",
+        )
+    config = report["config"]
+    axis.set(
+        xlabel="minutes",
+        ylabel="MB",
+        title=f"{config['cameras']} cameras x {config['fps']} fps, profile {config['profile']}",
+    )
+    axis.legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
 # Command line ----------------------------------------------------------------------------------
 
 
@@ -1134,7 +1173,10 @@ def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-cameras", type=int, default=128)
     parser.add_argument("--no-refine", dest="refine", action="store_false")
     parser.add_argument("--json", type=Path, help="write the report here")
-    parser.add_argument("--no-timeline", action="store_true", help="leave samples out of --json")
+    parser.add_argument(
+        "--no-timeline", action="store_true", help="--json without the per-second samples"
+    )
+    parser.add_argument("--plot", type=Path, help="a PNG of the server's RSS over time")
     parser.add_argument("--markdown", type=Path, help="write the figures as Markdown here")
     args = parser.parse_args(argv)
     if args.soak is not None:
@@ -1192,9 +1234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.soak is not None:
                 result["soak"] = soak_verdict(report, args.max_slope)
                 print(f"soak: {result['soak']}")
+            if args.plot:
+                plot_rss(args.plot, result)
             if args.no_timeline:
                 report.pop("timeline")
-                report["rss"].pop("samples")
     result["started"] = started.isoformat(timespec="seconds")
     result["ended"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["wall_s"] = round((datetime.now(UTC) - started) / timedelta(seconds=1), 1)
