@@ -233,10 +233,23 @@ class Run:
             async with self.limit:
                 yield
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, until: float, which: Any) -> int:
+        """Wait until the chosen tasks end or `until` (loop time); cancel the rest and return
+        how many were cancelled."""
+        tasks = {task for task in self.tasks if which(task)}
+        if not tasks:
+            return 0
+        timeout = max(0.0, until - asyncio.get_running_loop().time())
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)
 
     async def call(self, kind: str, coro_factory: Any) -> tuple[Any, HsiError | None]:
         """One HTTP request in a slot; (result, None) or (None, error), recorded under `kind`."""
@@ -295,7 +308,7 @@ class Camera:
                 self.stats.frames_skipped += 1  # the watcher starts no burst while one runs
             else:
                 self.busy = True
-                self.run.spawn(self.detect(self.images[frame % len(self.images)], due))
+                self.run.spawn(self.detect(self.images[frame % len(self.images)], due), "detect")
             frame += 1
             if due >= next_event:
                 self.close_batch()
@@ -340,7 +353,7 @@ class Camera:
         if not batch or started is None:
             self.stats.events_empty += 1  # no frame answered: the integration opens no event
             return
-        self.run.spawn(self.analyze(batch, started))
+        self.run.spawn(self.analyze(batch, started), "analyze")
 
     def metadata(
         self, frames: Sequence[tuple[bytes, DetectResult]], started: datetime
@@ -705,15 +718,11 @@ async def load_run(
         start = loop.time() + 0.2
         until = start + duration_s
         await asyncio.gather(*(camera.drive(start, until) for camera in cameras))
+        drain_until = loop.time() + DRAIN_S
+        unfinished = await run.drain(drain_until, lambda task: task.get_name() == "detect")
         for camera in cameras:
             camera.close_batch()  # the last partial batch is an event too
-        unfinished = 0
-        if run.tasks:
-            _, pending = await asyncio.wait(set(run.tasks), timeout=DRAIN_S)
-            unfinished = len(pending)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        unfinished += await run.drain(drain_until, lambda task: True)
         elapsed = loop.time() - start
         stop.set()
         await watcher
