@@ -108,7 +108,7 @@ test("the camera shows its alert snooze, and snoozing it from the UI's action st
   const page = await stack.newPage();
   const device = entities.find((e) => e.entity_id === snooze).device_id;
   await stack.open(page, `/config/devices/device/${device}`);
-  await page.getByText("Alerts snoozed until").first().waitFor();
+  await page.getByText("Snoozed until").first().waitFor();
   await stack.screenshot(page, "camera-device-snooze");
   await stack.callService("hsi", "snooze", { entity_id: camera, duration: 0 });
   stack.assertNoConsoleErrors(page);

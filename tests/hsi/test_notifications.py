@@ -41,7 +41,7 @@ from .conftest import (
 )
 
 IPHONE, PIXEL, TABLET, MAIL = "mobile_app_iphone", "mobile_app_pixel", "mobile_app_tablet", "mail"
-SNOOZE = "datetime.front_door_alerts_snoozed_until"
+SNOOZE = "datetime.front_door_snoozed_until"
 
 
 def notifier_of(entry: MockConfigEntry) -> Notifier:

@@ -1,4 +1,4 @@
-"""The per-camera "Alerts snoozed until" entity: set, shown, expiring, restored after a restart."""
+"""The per-camera "Snoozed until" entity: set, shown, expiring, restored after a restart."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from homeassistant.util import dt as dt_util
 
 from .conftest import advance, make_entry, motion, setup_integration
 
-SNOOZE = "datetime.front_door_alerts_snoozed_until"
+SNOOZE = "datetime.front_door_snoozed_until"
 
 
 async def _snooze(hass: HomeAssistant, until: str) -> None:
