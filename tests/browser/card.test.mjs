@@ -154,6 +154,14 @@ test("an event appears live, its detail opens and takes feedback", async () => {
   await page.locator("ha-toast, notification-manager").getByText(/not enrolled/).first().waitFor();
   const after = await stack.ws({ type: "hsi/events/get", event_id: liveEvent.event_id });
   assert.equal(after.event.identity, null);
+  // With the name enrolled (from the camera, as a user would), the same feedback names the
+  // visitor: the event says who it was.
+  await stack.callService("hsi", "enroll", { name: "Alex", entity_id: stack.camera });
+  await detail.locator(".identity input").fill("Alex");
+  await detail.locator(".identity button").click();
+  await detail.locator(".marks", { hasText: "Alex" }).waitFor();
+  const named = await stack.ws({ type: "hsi/events/get", event_id: liveEvent.event_id });
+  assert.equal(named.event.identity, "Alex");
 
   await card(page).locator(".back").click();
   await row.waitFor();
@@ -182,6 +190,38 @@ test("a deep link opens the event", async () => {
   await card(page).locator(".detail img.snapshot").waitFor();
   await card(page).locator(".detail").getByText(liveEvent.summary).first().waitFor();
   stack.assertNoConsoleErrors(page);
+});
+
+test("dark theme and phone width", async () => {
+  const dark = await stack.newPage({ colorScheme: "dark" });
+  await openDashboard(dark);
+  await rows(dark).first().waitFor();
+  const background = await card(dark)
+    .locator("ha-card")
+    .evaluate((el) => getComputedStyle(el).backgroundColor);
+  const [r, g, b] = background.match(/\d+/g).map(Number);
+  assert.ok(r + g + b < 200, `a dark card background, got ${background}`);
+  await stack.screenshot(dark, "card-dark", card(dark));
+  stack.assertNoConsoleErrors(dark);
+
+  const phone = await stack.newPage({
+    viewport: { width: 375, height: 812 },
+    isMobile: true,
+    hasTouch: true,
+    deviceScaleFactor: 2,
+  });
+  await openDashboard(phone);
+  await rows(phone).first().waitFor();
+  // Nothing wider than the screen: no horizontal scrolling on a phone.
+  const overflow = await card(phone)
+    .locator("ha-card")
+    .evaluate((el) => el.scrollWidth - el.clientWidth);
+  assert.ok(overflow <= 0, `the card overflows by ${overflow}px`);
+  await stack.screenshot(phone, "card-phone");
+  await rows(phone).filter({ has: phone.locator("img.thumb") }).first().click();
+  await card(phone).locator(".detail img.snapshot").waitFor();
+  await stack.screenshot(phone, "card-phone-detail");
+  stack.assertNoConsoleErrors(phone);
 });
 
 test("500 events: pages load as the list scrolls, filters narrow it", async () => {
@@ -218,38 +258,6 @@ test("500 events: pages load as the list scrolls, filters narrow it", async () =
   await rows(page).first().waitFor();
   await stack.screenshot(page, "card-500-critical", card(page));
   stack.assertNoConsoleErrors(page);
-});
-
-test("dark theme and phone width", async () => {
-  const dark = await stack.newPage({ colorScheme: "dark" });
-  await openDashboard(dark);
-  await rows(dark).first().waitFor();
-  const background = await card(dark)
-    .locator("ha-card")
-    .evaluate((el) => getComputedStyle(el).backgroundColor);
-  const [r, g, b] = background.match(/\d+/g).map(Number);
-  assert.ok(r + g + b < 200, `a dark card background, got ${background}`);
-  await stack.screenshot(dark, "card-dark", card(dark));
-  stack.assertNoConsoleErrors(dark);
-
-  const phone = await stack.newPage({
-    viewport: { width: 375, height: 812 },
-    isMobile: true,
-    hasTouch: true,
-    deviceScaleFactor: 2,
-  });
-  await openDashboard(phone);
-  await rows(phone).first().waitFor();
-  // Nothing wider than the screen: no horizontal scrolling on a phone.
-  const overflow = await card(phone)
-    .locator("ha-card")
-    .evaluate((el) => el.scrollWidth - el.clientWidth);
-  assert.ok(overflow <= 0, `the card overflows by ${overflow}px`);
-  await stack.screenshot(phone, "card-phone");
-  await rows(phone).filter({ has: phone.locator("img.thumb") }).first().click();
-  await card(phone).locator(".detail img.snapshot").waitFor();
-  await stack.screenshot(phone, "card-phone-detail");
-  stack.assertNoConsoleErrors(phone);
 });
 
 test("the media browser shows the HSI events", async () => {
