@@ -260,6 +260,29 @@ test("500 events: pages load as the list scrolls, filters narrow it", async () =
   stack.assertNoConsoleErrors(page);
 });
 
+test("in a sections view the card takes its grid size and scrolls inside it", async () => {
+  const config = await stack.ws({ type: "lovelace/config", url_path: DASHBOARD });
+  config.views.push({
+    type: "sections",
+    title: "Sections",
+    path: "sections",
+    sections: [{ type: "grid", cards: [{ type: "custom:hsi-timeline-card" }] }],
+  });
+  await stack.ws({ type: "lovelace/config/save", url_path: DASHBOARD, config });
+  const page = await stack.newPage();
+  await stack.open(page, `/${DASHBOARD}/sections`);
+  await rows(page).first().waitFor();
+  // getGridOptions: 12 columns by 6 rows (56 px rows, 8 px gaps), the list scrolling within.
+  const box = await card(page).boundingBox();
+  assert.ok(box.height > 340 && box.height < 420, `card height ${box.height}`);
+  const list = await card(page)
+    .locator(".list")
+    .evaluate((el) => ({ scroll: el.scrollHeight, client: el.clientHeight }));
+  assert.ok(list.scroll > list.client, "the 500 events scroll inside the card");
+  await stack.screenshot(page, "card-sections");
+  stack.assertNoConsoleErrors(page);
+});
+
 test("the media browser shows the HSI events", async () => {
   const page = await stack.newPage();
   await stack.open(page, "/media-browser/browser");

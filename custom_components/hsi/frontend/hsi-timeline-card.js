@@ -106,7 +106,7 @@ function matchesFilter(event, filter) {
 }
 
 const STYLES = `
-  :host { display: block; }
+  :host { display: block; height: 100%; }
   ha-card { display: flex; flex-direction: column; height: 100%; overflow: hidden; }
   .header { display: flex; align-items: center; gap: 8px; padding: 12px 16px 4px; flex-wrap: wrap; }
   .title { font-size: var(--ha-card-header-font-size, 20px); color: var(--ha-card-header-color, var(--primary-text-color)); flex: 1 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -115,7 +115,7 @@ const STYLES = `
   .live.off::before { background: var(--warning-color, #ffa600); }
   .filters { display: flex; gap: 8px; padding: 4px 16px 8px; flex-wrap: wrap; }
   select { font: inherit; font-size: 14px; color: var(--primary-text-color); background: var(--input-fill-color, var(--secondary-background-color, transparent)); border: 1px solid var(--divider-color); border-radius: 8px; padding: 6px 8px; min-width: 0; flex: 1 1 140px; max-width: 100%; }
-  .list { overflow-y: auto; max-height: var(--hsi-timeline-max-height, 560px); flex: 1 1 auto; padding: 0 8px 8px; }
+  .list { overflow-y: auto; max-height: var(--hsi-timeline-max-height, 560px); flex: 1 1 auto; min-height: 0; padding: 0 8px 8px; }
   .row { display: flex; gap: 12px; align-items: center; padding: 8px; border-radius: 12px; cursor: pointer; border: none; background: none; width: 100%; text-align: start; color: inherit; font: inherit; }
   .row:hover, .row:focus-visible { background: var(--secondary-background-color, rgba(127,127,127,.1)); outline: none; }
   .row.unread .summary { font-weight: 500; }
