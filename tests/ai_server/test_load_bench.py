@@ -158,3 +158,70 @@ def test_bounds_are_enforced() -> None:
     args = load._args(["--soak", "600"])
     assert args.duration == 600
     assert args.warmup_s == 120
+
+
+def _step_report(cameras: int, p95_ms: float) -> dict:
+    latency = {"p50_ms": p95_ms / 2, "p95_ms": p95_ms}
+    return {
+        "latency_ms": {"frame": latency, "detect": latency, "analyze": latency},
+        "throughput": {
+            "frames_answered_per_s": float(cameras),
+            "frames_offered_per_s": float(cameras),
+            "frames_skipped": 0,
+        },
+        "back_pressure": {"count": 0},
+        "errors": {"count": 0},
+        "server": {
+            "server_cpu_cores_mean": 1.0,
+            "machine_busy_mean": 0.5,
+            "load1_mean": 1.0,
+            "models": {},
+        },
+        "limits": [f"limit at {cameras}"],
+    }
+
+
+def test_knee_steps_up_then_refines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """p95 passes 2 s between 8 and 12 cameras: 10 is tried, and the knee is the last count
+    under the bound."""
+    tried: list[int] = []
+
+    async def fake_run(server: object, args: object, cameras: int, duration: float) -> dict:
+        tried.append(cameras)
+        return _step_report(cameras, 200.0 * cameras)
+
+    monkeypatch.setattr(load, "load_run", fake_run)
+    monkeypatch.setattr(load, "print_run", lambda report, title: None)
+    args = load._args(["--knee", "--knee-steps", "1,2,4,8,12,16"])
+    result = load.knee(None, args)  # type: ignore[arg-type]
+    assert tried == [1, 2, 4, 8, 12, 10]
+    assert result["held_cameras"] == 10
+    assert result["first_over"]["cameras"] == 12
+    assert result["limits"] == ["limit at 12"]
+    assert (
+        load.markdown(
+            {
+                "mode": "knee",
+                "knee": result,
+                "command": "load.py --knee",
+                "cpu_model": "cpu",
+                "started": "s",
+                "ended": "e",
+                "load_average_start": ["0.1", "0.2", "0.3"],
+                "load_average_end": ["0.1", "0.2", "0.3"],
+            }
+        ).count("\n| ")
+        == 7
+    )  # the header row and 6 steps
+
+
+def test_knee_over_at_the_first_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fake_run(server: object, args: object, cameras: int, duration: float) -> dict:
+        return _step_report(cameras, 5000.0)
+
+    monkeypatch.setattr(load, "load_run", fake_run)
+    monkeypatch.setattr(load, "print_run", lambda report, title: None)
+    result = load.knee(None, load._args(["--knee"]))  # type: ignore[arg-type]
+    assert result["held_cameras"] == 0
+    assert result["first_over"]["cameras"] == 1
+    assert len(result["steps"]) == 1
