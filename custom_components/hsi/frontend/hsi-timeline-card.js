@@ -303,7 +303,10 @@ class HsiTimelineCard extends HTMLElement {
     try {
       const result = await this._hass.callWS({ type: "hsi/cameras" });
       this._cameras = result.cameras ?? [];
-      this._enrolled = result.enrolled ?? result.names ?? null;
+      // Enrolled names for "this is …", when the API lists them (names or {name} objects);
+      // otherwise the names of enrolled matches of the event itself are offered.
+      const enrolled = result.enrolled ?? [];
+      this._enrolled = enrolled.map((e) => (typeof e === "string" ? e : e?.name)).filter(Boolean);
       this._render();
     } catch (err) {
       this._fail(err);
