@@ -211,8 +211,8 @@ def test_knee_steps_up_then_refines(monkeypatch: pytest.MonkeyPatch) -> None:
                 "load_average_end": ["0.1", "0.2", "0.3"],
             }
         ).count("\n| ")
-        == 7
-    )  # the header row and 6 steps
+        == 8
+    )  # header, separator and 6 steps
 
 
 def test_knee_over_at_the_first_step(monkeypatch: pytest.MonkeyPatch) -> None:
