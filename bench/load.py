@@ -587,8 +587,10 @@ def slope_per_min(points: Sequence[tuple[float, float]]) -> float | None:
     return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
 
 
-def server_figures(observer: Observer, cores: int) -> dict[str, Any]:
-    samples = observer.samples
+def server_figures(observer: Observer, cores: int, window_s: float) -> dict[str, Any]:
+    """CPU, load and queue depth over the load window (not the drain after it); batches and
+    model time from /metrics over the whole run."""
+    samples = [s for s in observer.samples if s["t_s"] <= window_s + 0.5] or observer.samples
     models = sorted({model for name, model in observer.metrics_last if name == "hsi_queue_depth"})
     queue: dict[str, dict[str, float | None]] = {}
     for model in models:
@@ -814,7 +816,7 @@ def build_report(
             "slope_mb_per_min": None if slope is None else round(slope, 3),
             "samples": [[s["t_s"], s["rss_mb"]] for s in observer.samples],
         },
-        "server": server_figures(observer, os.cpu_count() or 1),
+        "server": server_figures(observer, os.cpu_count() or 1, duration_s),
         "timeline": observer.samples,
     }
     report["limits"] = limits(report)
