@@ -246,6 +246,20 @@ test("500 events: pages load as the list scrolls, filters narrow it", async () =
   const ids = await rows(page).evaluateAll((els) => els.map((el) => el.dataset.open));
   assert.equal(new Set(ids).size, ids.length, "no event listed twice");
 
+  // Deep in the list, an event and back: the same place, not the top.
+  const list = card(page).locator(".list");
+  const where = await list.evaluate((el) => {
+    el.scrollTop = 1500;
+    const at = el.scrollTop;
+    // A row in view there, clicked as a user would (no scrolling on the way).
+    [...el.querySelectorAll("button.row")].find((row) => row.offsetTop >= at).click();
+    return at;
+  });
+  assert.equal(where, 1500);
+  await card(page).locator(".detail").waitFor();
+  await card(page).locator(".back").click();
+  assert.equal(await card(page).locator(".list").evaluate((el) => el.scrollTop), where);
+
   // Minimum level: only critical events are left.
   await card(page).locator("select.level-filter").selectOption("critical");
   await page.waitForFunction((el) => {

@@ -441,6 +441,8 @@ class HsiTimelineCard extends HTMLElement {
   }
 
   _open(event) {
+    // Back from the detail returns to the same place in a long list.
+    this._listScroll = this.shadowRoot.querySelector(".list")?.scrollTop ?? this._listScroll;
     this._selected = event;
     this._render();
     this.shadowRoot.querySelector(".detail")?.scrollTo?.(0, 0);
@@ -554,7 +556,8 @@ class HsiTimelineCard extends HTMLElement {
     }
     this._detailShown = null;
     this._detailKey = null;
-    const scroll = root.querySelector(".list")?.scrollTop ?? 0;
+    const scroll = root.querySelector(".list")?.scrollTop ?? this._listScroll ?? 0;
+    this._listScroll = 0;
     card.innerHTML = this._renderList();
     const list = root.querySelector(".list");
     if (list) list.scrollTop = scroll;
