@@ -217,7 +217,22 @@ class Pipeline:
             _LOGGER.warning("LLM answer unusable (%s); scoring by rules", err)
             result, status = fallback("invalid_output", f"LLM answer unusable: {err}")
             return result, {**report, **status}
-        return assessment, {"status": "used", **report}
+        by_rules = rules.score(facts.objects, facts.metadata, rules.quality_of(facts.image_quality))
+        bounded = risk.bound_by_rules(assessment, by_rules)
+        if bounded is not assessment:
+            _LOGGER.warning(
+                "LLM score %d is more than %d below the rules' %d (injected text?); raised to %d",
+                assessment.risk_score,
+                risk.LLM_BELOW_RULES_MAX,
+                by_rules.risk_score,
+                bounded.risk_score,
+            )
+            report["bounded"] = {
+                "llm_score": assessment.risk_score,
+                "rules_score": by_rules.risk_score,
+                "max_below_rules": risk.LLM_BELOW_RULES_MAX,
+            }
+        return bounded, {"status": "used", **report}
 
 
 def _ms(since: float) -> float:
