@@ -268,6 +268,11 @@ class Run:
                     if len(self.error_examples) < 10:
                         self.error_examples.append(f"{kind}: {err}")
                 return None, err
+            except Exception as err:  # a bug on either side: an error, never silent
+                stats.errors[f"unexpected {type(err).__name__}"] += 1
+                if len(self.error_examples) < 10:
+                    self.error_examples.append(f"{kind}: {err!r}")
+                return None, HsiError(repr(err))
         stats.ok += 1
         stats.latencies_ms.append(1000 * (time.perf_counter() - started))
         return result, None
