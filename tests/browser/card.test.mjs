@@ -192,6 +192,29 @@ test("a deep link opens the event", async () => {
   stack.assertNoConsoleErrors(page);
 });
 
+test("an image whose signed link stopped working is fetched again with a fresh one", async () => {
+  const page = await stack.newPage();
+  // The first request for the live event's snapshot fails as an expired signature does (401).
+  let refused = 0;
+  await page.route(`**/api/hsi/events/${liveEvent.event_id}/snapshot.jpg*`, (route) =>
+    refused++ ? route.continue() : route.fulfill({ status: 401, body: "" }),
+  );
+  await openDashboard(page);
+  const thumb = card(page).locator(`button.row[data-open="${liveEvent.event_id}"] img.thumb`);
+  await page.waitForFunction(
+    ([el, id]) => {
+      const img = el.shadowRoot.querySelector(`button.row[data-open="${id}"] img.thumb`);
+      return img && img.complete && img.naturalWidth > 0;
+    },
+    [await card(page).elementHandle(), liveEvent.event_id],
+  );
+  assert.equal(refused, 2, "refused once, then loaded");
+  assert.ok(await thumb.isVisible());
+  // The refused request is the one error the browser reports.
+  assert.equal(page.consoleErrors.length, 1);
+  assert.match(page.consoleErrors[0], /401/);
+});
+
 test("dark theme and phone width", async () => {
   const dark = await stack.newPage({ colorScheme: "dark" });
   await openDashboard(dark);
