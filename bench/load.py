@@ -874,7 +874,7 @@ def knee(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     over: dict[str, Any] | None = None
     steps = knee_steps(args)
     tried: set[int] = set()
-    index = 0
+    index = refined = 0
     while index < len(steps) and len(tried) < MAX_KNEE_STEPS:
         cameras = steps[index]
         tried.add(cameras)
@@ -906,7 +906,8 @@ def knee(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             )
             middle = (good + cameras) // 2
             # One refinement step between the last count under the bound and this one.
-            if args.refine and good and middle not in tried and good < middle < cameras:
+            if refined < args.refine and good and middle not in tried and good < middle < cameras:
+                refined += 1
                 steps = [*steps[:index], middle]
                 index = len(steps) - 1
                 over = None
@@ -1187,7 +1188,9 @@ def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--knee-steps", help="comma list of camera counts")
     parser.add_argument("--step-s", type=float, default=30, help="knee: seconds per step")
     parser.add_argument("--max-cameras", type=int, default=128)
-    parser.add_argument("--no-refine", dest="refine", action="store_false")
+    parser.add_argument(
+        "--refine", type=int, default=1, help="knee: bisection steps after the first count over"
+    )
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument(
         "--no-timeline", action="store_true", help="--json without the per-second samples"
