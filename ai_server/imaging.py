@@ -73,12 +73,21 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
                     f"the limit is {max_pixels}",
                 )
             image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise too_large("image_too_large", f"image exceeds the pixel limit: {err}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise bad_request("invalid_image", f"could not decode {_FORMATS[kind]} image: {err}") from (
-            None
-        )
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own bomb check can fire before ours, with its own (2x larger) limit.
+        raise too_large(
+            "image_too_large", f"image exceeds the limit of {max_pixels} pixels"
+        ) from None
+    except UnidentifiedImageError:
+        raise bad_request(
+            "invalid_image",
+            f"could not decode {_FORMATS[kind]} image: not a valid {_FORMATS[kind]} file "
+            "(truncated or corrupt header)",
+        ) from None
+    except (OSError, SyntaxError, ValueError, MemoryError) as err:
+        raise bad_request(
+            "invalid_image", f"could not decode {_FORMATS[kind]} image: {_printable(str(err))}"
+        ) from None
     oriented = ImageOps.exif_transpose(image)
     return oriented.convert("RGB") if oriented.mode != "RGB" else oriented
 
@@ -95,11 +104,23 @@ def decode_base64(value: Any, field: str) -> bytes:
         raise bad_request("invalid_base64", f"{field} is not valid base64") from None
 
 
+def loads_json(data: str | bytes, what: str) -> Any:
+    """JSON text to a value; 400 naming `what` when it is not JSON, not UTF-8 or nested
+    deeper than Python's recursion limit (which json.loads meets as RecursionError)."""
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise bad_request("invalid_json", f"{what} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise bad_request("invalid_json", f"{what} is nested too deeply") from None
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        text = await request.text()
+    except UnicodeDecodeError as err:
         raise bad_request("invalid_json", f"request body is not valid JSON: {err}") from None
+    body = loads_json(text, "request body")
     if not isinstance(body, dict):
         raise unprocessable("JSON body must be an object")
     return body

@@ -156,8 +156,10 @@ def _dicts(
                 continue
             wrong = isinstance(field, bool) and bool not in types
             if wrong or not isinstance(field, types) or not _finite_or_other(field):
-                kind = {str: "a string", bool: "true or false", int: "an integer"}.get(
-                    types[0], "a number"
+                kind = (
+                    "a number"
+                    if float in types
+                    else {str: "a string", bool: "true or false"}.get(types[0], "an integer")
                 )
                 raise unprocessable(f"{name}[{index}].{key} must be {kind}")
     return tuple(dict(item) for item in items)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +10,14 @@ from PIL import Image
 
 from ..analysis.event import parse_metadata
 from ..errors import ApiError, unprocessable, unsupported_media
-from ..imaging import RawImage, decode_base64, decode_image, read_json, read_multipart
+from ..imaging import (
+    RawImage,
+    decode_base64,
+    decode_image,
+    loads_json,
+    read_json,
+    read_multipart,
+)
 from ..keys import ANALYZE_PIPELINE, SETTINGS
 
 routes = web.RouteTableDef()
@@ -29,9 +35,9 @@ async def _read(request: web.Request) -> tuple[list[RawImage], Any]:
         if raw is None:
             return images, None
         try:
-            return images, json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise unprocessable(f"metadata part is not valid JSON: {err}") from None
+            return images, loads_json(raw, "metadata part")
+        except ApiError as err:  # the metadata's fault, not the body's: 422 as before
+            raise unprocessable(err.message) from None
     if content_type == "application/json":
         body = await read_json(request)
         frames = body.get("frames_base64")

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from aiohttp import web
 
-from ..errors import bad_request, unprocessable
-from ..imaging import Box, decode_base64, decode_image, parse_box, read_images, read_json
+from ..errors import unprocessable
+from ..imaging import (
+    Box,
+    decode_base64,
+    decode_image,
+    loads_json,
+    parse_box,
+    read_images,
+    read_json,
+)
 from ..keys import BATCHERS, REGISTRY, SETTINGS
 from ..models.vlm import TASKS, DescribeRequest, Florence, Task
 
@@ -49,10 +56,7 @@ async def describe(request: web.Request) -> web.Response:
         task = _task(request.query.get("task"))
         boxes_value = None
         if "boxes" in request.query:
-            try:
-                boxes_value = json.loads(request.query["boxes"])
-            except json.JSONDecodeError as err:
-                raise bad_request("invalid_json", f"boxes is not valid JSON: {err}") from None
+            boxes_value = loads_json(request.query["boxes"], "boxes")
         images = await read_images(
             request,
             json_field="image_base64",

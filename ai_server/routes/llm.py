@@ -121,7 +121,8 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, str]]:
         raise unprocessable("messages must be a non-empty list of {role, content}")
     parsed = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+        role = message.get("role") if isinstance(message, dict) else None
+        if not isinstance(role, str) or role not in _ROLES:  # a dict role is unhashable
             raise unprocessable(f"messages[{i}].role must be one of system, user, assistant")
         content = message.get("content")
         if isinstance(content, list):  # OpenAI content parts: keep the text ones
