@@ -281,6 +281,7 @@ class HsiTimelineCard extends HTMLElement {
     this._events = [];
     this._cursor = null;
     this._loaded = false;
+    this._loading = false; // a page still in flight belongs to the old filters: not waited for
     this._error = null;
     this._unsubscribe();
     const generation = this._generation;
@@ -382,7 +383,7 @@ class HsiTimelineCard extends HTMLElement {
   }
 
   _setLive(on) {
-    this._live_on = on;
+    this._liveOn = on;
     const live = this.shadowRoot.querySelector(".live");
     if (live) {
       live.classList.toggle("off", !on);
@@ -566,7 +567,7 @@ class HsiTimelineCard extends HTMLElement {
 
   _renderHeader() {
     const title = this._config.title ?? TEXT.title;
-    const live = `<span class="live${this._live_on === false ? " off" : ""}">${this._live_on === false ? TEXT.offline : TEXT.live}</span>`;
+    const live = `<span class="live${this._liveOn === false ? " off" : ""}">${this._liveOn === false ? TEXT.offline : TEXT.live}</span>`;
     let filters = "";
     if (this._config.show_filters !== false) {
       const allowed = this._config.cameras?.length
