@@ -191,7 +191,8 @@ class HsiTimelineCard extends HTMLElement {
     }
     const previous = this._config;
     this._config = { show_filters: true, page_size: DEFAULT_PAGE_SIZE, ...config };
-    if (previous && this._hass && JSON.stringify(previous) !== JSON.stringify(this._config)) {
+    // Started (on a page, with hass) and changed: the editor's preview follows every edit.
+    if (previous && this._connection && JSON.stringify(previous) !== JSON.stringify(this._config)) {
       this._state = { camera: null, minLevel: null };
       this._restart();
     }
