@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -64,6 +65,19 @@ def _int(body: Mapping[str, Any], keys: tuple[str, ...], default: int) -> int:
     return found[0] if found else default
 
 
+_UNSET = -1  # no max_tokens in the request (or a negative one: "until the context is full")
+
+
+def _with_default_tokens(
+    generation: GenerationRequest, backend: LLMBackend, default: int
+) -> GenerationRequest:
+    """A request without a token limit gets `default`, at most half the backend's context: a
+    client that sets none is never refused because the server's default does not fit."""
+    if generation.max_tokens != _UNSET:
+        return generation
+    return replace(generation, max_tokens=max(1, min(default, backend.context_size // 2)))
+
+
 def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
     value = body.get("stop")
     if value is None:
@@ -105,6 +119,13 @@ def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
         raise unprocessable("response_format.type must be text, json_object or json_schema")
+    # Checked whatever the type, so that a malformed field is never silently ignored.
+    _schema(fmt.get("schema"), "response_format.schema")
+    spec = fmt.get("json_schema")
+    if spec is not None:
+        if not isinstance(spec, dict):
+            raise unprocessable("response_format.json_schema must be an object with a schema")
+        _schema(spec.get("schema"), "response_format.json_schema.schema")
     if fmt["type"] == "text":
         return None
     if fmt["type"] == "json_object":  # any object, or the schema llama-cpp-python accepts here
@@ -229,7 +250,7 @@ async def completion(request: web.Request) -> web.StreamResponse:
         raise unprocessable("prompt must be a non-empty string")
     generation = GenerationRequest(
         prompt=prompt,
-        max_tokens=_int(body, ("n_predict", "max_tokens"), 256),
+        max_tokens=_int(body, ("n_predict", "max_tokens"), _UNSET),
         temperature=_number(body, "temperature", 0.8, 0, 5),
         top_p=_number(body, "top_p", 0.95, 0, 1),
         stop=_stop(body),
@@ -240,6 +261,7 @@ async def completion(request: web.Request) -> web.StreamResponse:
     timeout = request.app[SETTINGS].llm_timeout
     started = time.perf_counter()
     async with _backend(request) as backend:
+        generation = _with_default_tokens(generation, backend, 256)
         if not stream:
             result = await _complete(backend, generation, timeout)
             return web.json_response(_llama_final(result, started))
@@ -278,7 +300,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     generation = GenerationRequest(
         messages=_messages(body),
-        max_tokens=_int(body, ("max_completion_tokens", "max_tokens"), 512),
+        max_tokens=_int(body, ("max_completion_tokens", "max_tokens"), _UNSET),
         temperature=_number(body, "temperature", 0.7, 0, 2),
         top_p=_number(body, "top_p", 0.95, 0, 1),
         stop=_stop(body),
@@ -288,6 +310,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     stream = _stream(body)
     timeout = request.app[SETTINGS].llm_timeout
     async with _backend(request) as backend:
+        generation = _with_default_tokens(generation, backend, 512)
         return await _chat(request, backend, generation, stream, timeout)
 
 
