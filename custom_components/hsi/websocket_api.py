@@ -456,7 +456,11 @@ def ws_cameras(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str,
         for subentry in entry.subentries.values()
         if subentry.subentry_type == SUBENTRY_CAMERA
     ]
-    connection.send_result(msg["id"], {"cameras": cameras})
+    # The names "this is …" feedback accepts (the card offers them).
+    enrolled = sorted(
+        {e.name for entry in _entries(hass) for e in entry.runtime_data.gallery.enrolled if e.name}
+    )
+    connection.send_result(msg["id"], {"cameras": cameras, "enrolled": enrolled})
 
 
 @websocket_command({vol.Required("type"): "hsi/events/delete", vol.Required("event_id"): cv.string})

@@ -488,7 +488,12 @@ async def test_delete_is_for_administrators(
 async def test_cameras(ws: MockHAClientWebSocket, entry: MockConfigEntry) -> None:
     """The configured cameras of every loaded entry."""
     front, back = _cameras(entry)
+    gallery = entry.runtime_data.gallery
+    gallery.enroll("Bob", "person", [1.0, 0.0, 0.0, 0.0])
+    gallery.enroll("Alice", "person", [0.0, 1.0, 0.0, 0.0])
+    gallery.observe([0.0, 0.0, 1.0, 0.0], "person", front, "e1")  # seen, not enrolled
     result = await _result(ws, "hsi/cameras")
+    assert result["enrolled"] == ["Alice", "Bob"]
     assert sorted(result["cameras"], key=lambda c: c["name"]) == [
         {"camera_id": back, "name": "Back yard", "entry_id": entry.entry_id, "camera_entity": BACK},
         {
