@@ -24,14 +24,18 @@ def async_publish_event(
     *,
     update: bool,
     frames: Sequence[bytes] = (),
+    keep_images: bool = False,
 ) -> None:
     """Store the event, then fire `hsi_security_event`, signal the event entity, alert.
 
-    `snapshot` None and no `frames` keep the images an update's event already has.
+    `snapshot` None and no `frames` keep the images an update's event already has; so does
+    `keep_images`, which uses the given ones only where the record has none.
     """
     entry.async_create_task(
         hass,
-        _async_publish(hass, entry, event, snapshot, tuple(frames), update=update),
+        _async_publish(
+            hass, entry, event, snapshot, tuple(frames), update=update, keep_images=keep_images
+        ),
         f"hsi publish {event.camera_name}",
     )
 
@@ -44,9 +48,10 @@ async def _async_publish(
     frames: tuple[bytes, ...],
     *,
     update: bool,
+    keep_images: bool,
 ) -> None:
     runtime = entry.runtime_data
-    event = await runtime.store.async_add(event, snapshot, frames)
+    event = await runtime.store.async_add(event, snapshot, frames, keep_images=keep_images)
     hass.bus.async_fire(EVENT_SECURITY, event.as_dict() | {"update": update})
     async_dispatcher_send(hass, SIGNAL_EVENT.format(event.camera_id), event)
     runtime.notifier.async_event(event)

@@ -403,8 +403,10 @@ class _Database:
         snapshot: bytes | None,
         frames: Sequence[bytes],
         policy: RetentionPolicy,
+        keep_images: bool = False,
     ) -> _Stored:
-        """Insert, or update in place: feedback and unreplaced images stay."""
+        """Insert, or update in place: feedback and unreplaced images stay (all of them with
+        `keep_images` when the record has a snapshot: the given images only fill a gap)."""
         row = self.db.execute(
             "SELECT image_dir, size, data FROM events WHERE event_id = ?", (event.event_id,)
         ).fetchone()
@@ -419,6 +421,8 @@ class _Database:
                 keep=old.keep,
                 identity=old.identity,
             )
+            if keep_images and "snapshot" in images:
+                snapshot, frames = None, ()
         if snapshot is not None:
             images.discard("snapshot")
             if self._write(image_dir, event.event_id, "snapshot", snapshot) is not None:
@@ -814,12 +818,19 @@ class EventStore:
     # Changing ------------------------------------------------------------------------------
 
     async def async_add(
-        self, event: SecurityEvent, snapshot: bytes | None, frames: Sequence[bytes] = ()
+        self,
+        event: SecurityEvent,
+        snapshot: bytes | None,
+        frames: Sequence[bytes] = (),
+        *,
+        keep_images: bool = False,
     ) -> SecurityEvent:
         """Store a new event, or update the one with the same id in place; the stored event.
 
-        Images that are not given (snapshot None, no frames) stay as they were. A disk error is
-        logged and the record is stored without the image that failed.
+        Images that are not given (snapshot None, no frames) stay as they were; with
+        `keep_images` the given ones are only used where the record has no snapshot (a repeat
+        whose record was cleared meanwhile). A disk error is logged and the record is stored
+        without the image that failed.
         """
         if not self.loaded:
             LOGGER.warning("Event %s not stored: the event store is closed", event.event_id)
@@ -831,6 +842,7 @@ class EventStore:
             snapshot,
             tuple(frames),
             self.policy,
+            keep_images,
         )
         self._index[event.event_id] = (stored.image_dir, stored.event.images)
         self._remember(stored.event)

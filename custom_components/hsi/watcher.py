@@ -330,8 +330,9 @@ class CameraWatcher:
             self.options.notify_min_level,
         )
         event = decision.event
-        # A repeat keeps the first visit's snapshot.
-        snapshot = None if decision.action is Action.REPEAT else outcome.snapshot
+        # A repeat keeps the first visit's snapshot (its record's, unless that was cleared).
+        repeat = decision.action is Action.REPEAT
+        snapshot = None if repeat else outcome.snapshot
         if event.notify:
             alerts.append(event)
         changes: dict[str, Any] = {"last_event": event}
@@ -341,9 +342,10 @@ class CameraWatcher:
             self.hass,
             self.entry,
             event,
-            snapshot,
+            outcome.snapshot,
             update=decision.update,
-            frames=() if snapshot is None else outcome.frames,
+            frames=outcome.frames,
+            keep_images=repeat,
         )
         self._publish(**changes)
         if event.risk.risk_score >= self.options.threat_threshold:

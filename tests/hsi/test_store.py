@@ -213,6 +213,27 @@ async def test_images_and_update_in_place(
     assert seen == [("added", "E1"), ("updated", "E1"), ("updated", "E1"), ("removed", "E1")]
 
 
+async def test_repeat_images_fill_only_a_gap(
+    hass: HomeAssistant, store: EventStore, event_files: Path
+) -> None:
+    """A repeat keeps the first visit's images, unless its record was cleared meanwhile."""
+    first_snapshot = jpeg(colour=(10, 10, 10))
+    await store.async_add(_event("E1"), first_snapshot, [jpeg()])
+    repeat = await store.async_add(_event("E1"), jpeg(colour=(250, 0, 0)), [], keep_images=True)
+    assert repeat.images == ("snapshot", "frame0")
+    path = store.image_path("E1", "snapshot")
+    assert path is not None
+    assert path.read_bytes() == first_snapshot
+
+    assert await store.async_clear() == 1
+    later = jpeg(colour=(0, 250, 0))
+    refilled = await store.async_add(_event("E1"), later, [jpeg()], keep_images=True)
+    assert refilled.images == ("snapshot", "frame0")
+    path = store.image_path("E1", "snapshot")
+    assert path is not None
+    assert path.read_bytes() == later
+
+
 async def test_recent_refills_after_removals(hass: HomeAssistant, store: EventStore) -> None:
     """The analyser's newest events stay complete when newer ones are deleted."""
     for index in range(30):
