@@ -17,7 +17,7 @@ from .analyzer import Analyzer
 from .const import CONF_VERIFY_SSL, DOMAIN, SECTION_HISTORY, SUBENTRY_CAMERA
 from .coordinator import HsiServerCoordinator, ServerStatus
 from .entity import server_device_info
-from .frontend import async_register_card
+from .card import async_register_card
 from .gallery import Gallery
 from .models import CameraSettings, HsiConfigEntry, HsiRuntimeData, PipelineOptions
 from .notifications import Notifier, async_setup_actions
