@@ -14,10 +14,10 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
 from .analyzer import Analyzer
+from .card import async_register_card
 from .const import CONF_VERIFY_SSL, DOMAIN, SECTION_HISTORY, SUBENTRY_CAMERA
 from .coordinator import HsiServerCoordinator, ServerStatus
 from .entity import server_device_info
-from .card import async_register_card
 from .gallery import Gallery
 from .models import CameraSettings, HsiConfigEntry, HsiRuntimeData, PipelineOptions
 from .notifications import Notifier, async_setup_actions

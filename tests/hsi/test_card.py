@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.hsi.const import DOMAIN
 from custom_components.hsi.card import CARD_FILE, URL_BASE
+from custom_components.hsi.const import DOMAIN
 from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
