@@ -1,0 +1,211 @@
+"""Injected faults against the real server process (tiny profile): an LLM that hangs past its
+timeout and a model whose folder is corrupt. The server answers with what still works and says
+which part failed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from .conftest import image_bytes
+from .test_server_process import server_log, start_server
+
+PERSON = {
+    "class": "person",
+    "confidence": 0.95,
+    "bbox": {"x": 40, "y": 30, "width": 80, "height": 150},
+}
+
+
+MODELS = json.dumps({"object": "list", "data": [{"id": "stuck", "object": "model"}]}).encode()
+
+
+class HangingServer:
+    """An OpenAI-compatible LLM engine that lists its model (GET /v1/models) but never answers
+    a completion: it reads the request and keeps the connection open (an engine stuck)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port: int = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._clients: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(5)
+            try:
+                head = client.recv(65536)
+            except OSError:
+                client.close()
+                continue
+            if head.startswith(b"GET /v1/models"):
+                client.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(MODELS)}\r\nConnection: close\r\n\r\n".encode()
+                    + MODELS
+                )
+                client.close()
+                continue
+            self.accepted += 1
+            self._clients.append(client)  # kept open, never answered
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for client in self._clients:
+            client.close()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def faulty_server(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> Iterator[tuple[str, HangingServer]]:
+    """A tiny-profile server whose LLM (a remote engine) hangs and whose Florence-2 folder is
+    corrupt."""
+    folder = tmp_path_factory.mktemp("faults")
+    corrupt = folder / "florence"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text("{ this is not json")
+    (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
+    llm = HangingServer()
+    process, port = start_server(
+        folder,
+        model_cache,
+        HSI_LLM_URL=f"http://127.0.0.1:{llm.port}",
+        HSI_LLM_TIMEOUT="1",
+        FLORENCE_MODEL_PATH=str(corrupt),
+        HSI_OFFLINE="true",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, f"server exited early:\n{server_log(folder)[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if json.loads(response.read())["model_loaded"]:
+                        break
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            assert time.monotonic() < deadline, "server did not start in 120 s"
+            time.sleep(0.25)
+        yield base, llm
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except Exception:  # pragma: no cover - a stuck process
+            process.kill()
+        llm.close()
+
+
+def _analyze_body(**options: bool) -> dict[str, object]:
+    return {
+        "frames_base64": [base64.b64encode(image_bytes()).decode()],
+        "metadata": {
+            "camera": {"id": "front", "name": "Front door"},
+            "detections": [[PERSON]],
+            "context": {"time_of_day": "night"},
+            "options": {"enrich": False, "describe": False, "llm": True} | options,
+        },
+    }
+
+
+async def test_llm_hanging_past_its_timeout_falls_back_to_rules(
+    faulty_server: tuple[str, HangingServer],
+) -> None:
+    """The LLM engine never answers: /analyze still answers (within the LLM timeout plus the
+    rest of the pipeline), scored by the rules, and says why."""
+    base, llm = faulty_server
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/health") as response:
+            assert response.status == 200
+        timeout = aiohttp.ClientTimeout(total=15)
+        async with session.post(
+            f"{base}/analyze", json=_analyze_body(), timeout=timeout
+        ) as response:
+            body = await response.json()
+            assert response.status == 200, body
+    assert llm.accepted >= 1  # the server did ask the LLM
+    assert body["risk"]["source"] == "rules"
+    # The engine's client (timeout = HSI_LLM_TIMEOUT) or the pipeline's own limit (the same
+    # figure) ends the wait, whichever fires first; either way the answer says so.
+    llm_report = body["models"]["llm"]
+    assert (llm_report["status"], llm_report["reason"]) in (
+        ("error", f"LLM server http://127.0.0.1:{llm.port} timed out after 1 s"),
+        ("timeout", "the LLM took longer than 1 s"),
+    )
+    assert body["risk"]["risk_level"] in ("low", "medium", "high", "critical")
+    assert body["risk"]["summary"]
+    # The server stays usable: the next event is answered the same way.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{base}/analyze", json=_analyze_body()) as response,
+    ):
+        assert response.status == 200
+        assert (await response.json())["risk"]["source"] == "rules"
+
+
+async def test_a_corrupt_model_folder_leaves_the_others_serving(
+    faulty_server: tuple[str, HangingServer],
+) -> None:
+    """Florence-2's folder is corrupt: /describe says so, /detect and /embed keep serving, and
+    /health is degraded naming florence (and only florence)."""
+    base, _ = faulty_server
+    picture = base64.b64encode(image_bytes()).decode()
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{base}/describe", json={"image_base64": picture, "task": "caption"}
+        ) as response:
+            failed = await response.json()
+            assert response.status == 503, failed
+        assert "florence" in json.dumps(failed).lower()
+        async with session.post(
+            f"{base}/detect",
+            data=image_bytes(),
+            params={"confidence": "0", "classes": "all"},
+            headers={"Content-Type": "image/jpeg"},
+        ) as response:
+            assert response.status == 200
+            assert (await response.json())["detections"]
+        async with session.post(f"{base}/embed", json={"texts": ["a person"]}) as response:
+            assert response.status == 200
+            assert (await response.json())["text_embeddings"]
+        async with session.get(f"{base}/health") as response:
+            health = await response.json()
+    assert health["status"] == "degraded"
+    assert health["failed_models"] == ["florence"]
+    assert health["models"]["florence"]["state"] == "error"
+    assert health["models"]["detector"]["loaded"] is True
+    # An event asking for captions is still analysed: the caption is left out, not the event.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{base}/analyze", json=_analyze_body(describe=True, llm=False)) as response,
+    ):
+        body = await response.json()
+        assert response.status == 200, body
+    assert body["risk"]["source"] == "rules"
+    assert body["models"]["florence"]["status"] in ("unavailable", "error")
