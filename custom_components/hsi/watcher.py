@@ -90,6 +90,9 @@ class CameraWatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._burst_task: asyncio.Task[None] | None = None
         self._analyze_lock = asyncio.Lock()  # one camera's events are recorded in order
+        # Closed batches whose analysis has not been recorded yet: flushed by the rules when
+        # the integration stops before their /analyze answers (nothing is dropped).
+        self._analysing: dict[str, Batch] = {}
 
     @property
     def options(self) -> PipelineOptions:
@@ -123,7 +126,8 @@ class CameraWatcher:
             )
 
     async def async_stop(self) -> None:
-        """Detach everything; an open batch becomes a rule-based event (nothing is dropped)."""
+        """Detach everything; an open batch, and a closed one whose analysis is still running,
+        becomes a rule-based event (nothing is dropped)."""
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
@@ -135,8 +139,12 @@ class CameraWatcher:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        unfinished = list(self._analysing.values())
+        self._analysing.clear()
         batch = self._batcher.close()
         if batch is not None and batch.frames:
+            unfinished.append(batch)
+        for batch in unfinished:
             event, frame = self.analyzer.rules_event(
                 batch, self.settings, reason="integration unloaded"
             )
@@ -302,8 +310,11 @@ class CameraWatcher:
         self._record(Outcome(event, await self.analyzer.snapshot(frame, event.objects)))
 
     async def _async_finish(self, batch: Batch) -> SecurityEvent:
+        self._analysing[batch.event_id] = batch
         async with self._analyze_lock:
-            return self._record(await self.analyzer.analyze(batch, self.settings))
+            outcome = await self.analyzer.analyze(batch, self.settings)
+            del self._analysing[batch.event_id]
+            return self._record(outcome)
 
     async def async_analyze_now(self, trigger: str) -> SecurityEvent:
         """One-shot analysis (action, button): snapshot, detect, analyze, record.
