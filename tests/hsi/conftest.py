@@ -328,8 +328,10 @@ def _start_real_server(
             process.kill()
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout
     status = None
     while time.monotonic() < deadline:
         if process.poll() is not None:

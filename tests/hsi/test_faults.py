@@ -17,17 +17,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from datetime import timedelta
 import errno
-import json
 import os
 from pathlib import Path
 import signal
 import subprocess
 import threading
-import time
 from typing import Any
 from unittest.mock import patch
-import urllib.error
-import urllib.request
 
 from aiohttp import web
 from freezegun.api import FrozenDateTimeFactory
@@ -54,6 +50,7 @@ from homeassistant.setup import async_setup_component
 from .conftest import (
     REPO_ROOT,
     _free_port,
+    _wait_healthy,
     advance,
     camera_subentry,
     make_entry,
@@ -119,19 +116,7 @@ class KillableServer:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"ai_server exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if json.loads(response.read())["status"] == "healthy":
-                        return
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"ai_server never became healthy:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        _wait_healthy(self.url, self.process, log, timeout=60)
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, connections cut."""
