@@ -1086,50 +1086,14 @@ def plot_rss(path: Path, result: dict[str, Any]) -> None:
 # Command line ----------------------------------------------------------------------------------
 
 
-def build_detector_r18vd(target: Path, *, seed: int = 0) -> None:
-    """RT-DETRv2 r18vd (PekingU/rtdetr_v2_r18vd's architecture) with random weights."""
-    import torch
-    from transformers import (
-        RTDetrImageProcessor,
-        RTDetrResNetConfig,
-        RTDetrV2Config,
-        RTDetrV2ForObjectDetection,
-    )
-
-    from ai_server.models.tiny import COCO_ID2LABEL
-
-    torch.manual_seed(seed)
-    backbone = RTDetrResNetConfig(
-        embedding_size=64,
-        hidden_sizes=[64, 128, 256, 512],
-        depths=[2, 2, 2, 2],
-        layer_type="basic",
-        downsample_in_bottleneck=False,
-        out_features=["stage2", "stage3", "stage4"],  # type: ignore[call-arg]
-    )
-    config = RTDetrV2Config(
-        backbone_config=backbone,
-        encoder_in_channels=[128, 256, 512],
-        hidden_expansion=0.5,
-        decoder_layers=3,
-        id2label=COCO_ID2LABEL,
-        label2id={v: k for k, v in COCO_ID2LABEL.items()},
-    )
-    model = RTDetrV2ForObjectDetection(config).eval()  # type: ignore[no-untyped-call]
-    model.save_pretrained(target)
-    RTDetrImageProcessor(size={"height": 640, "width": 640}).save_pretrained(target)
-
-
 def detector_path(name: str, cache: Path) -> Path | None:
     """None: the profile's own detector; else a random-weight real-size build or a path."""
     if name == "profile":
         return None
-    builders = {"r18vd": build_detector_r18vd}
-    if name == "r50vd":
-        from ai_server.models.tiny import build_detector_r50vd
+    if name in ("r18vd", "r50vd"):
+        from ai_server.models.tiny import build_detector_r18vd, build_detector_r50vd
 
-        builders["r50vd"] = build_detector_r50vd
-    if name in builders:
+        builders = {"r18vd": build_detector_r18vd, "r50vd": build_detector_r50vd}
         target = cache / name
         if not (target / "config.json").is_file():
             print(f"building random-weight {name} in {target}", flush=True)

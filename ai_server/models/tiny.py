@@ -151,6 +151,37 @@ def build_detector(target: Path, *, image_size: int = 640, seed: int = 0) -> Non
     RTDetrImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(target)
 
 
+def build_detector_r18vd(target: Path, *, seed: int = 0) -> None:
+    """RT-DETRv2 r18vd (PekingU/rtdetr_v2_r18vd's architecture, the CPU default) with random
+    weights (benchmarks only)."""
+    from transformers import (
+        RTDetrImageProcessor,
+        RTDetrResNetConfig,
+        RTDetrV2Config,
+        RTDetrV2ForObjectDetection,
+    )
+
+    torch.manual_seed(seed)
+    backbone = RTDetrResNetConfig(
+        embedding_size=64,
+        hidden_sizes=[64, 128, 256, 512],
+        depths=[2, 2, 2, 2],
+        layer_type="basic",
+        downsample_in_bottleneck=False,
+        out_features=["stage2", "stage3", "stage4"],  # type: ignore[call-arg]
+    )
+    config = RTDetrV2Config(
+        backbone_config=backbone,
+        encoder_in_channels=[128, 256, 512],
+        hidden_expansion=0.5,
+        decoder_layers=3,
+        id2label=COCO_ID2LABEL,
+        label2id={v: k for k, v in COCO_ID2LABEL.items()},
+    )
+    RTDetrV2ForObjectDetection(config).eval().save_pretrained(target)
+    RTDetrImageProcessor(size={"height": 640, "width": 640}).save_pretrained(target)
+
+
 def build_detector_r50vd(target: Path, *, seed: int = 0) -> None:
     """The real-size RT-DETRv2 r50vd architecture with random weights (benchmarks only)."""
     from transformers import RTDetrImageProcessor, RTDetrV2Config, RTDetrV2ForObjectDetection
