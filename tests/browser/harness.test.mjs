@@ -42,3 +42,23 @@ test("console errors are collected", async () => {
   assert.equal(page.consoleErrors.length, 1);
   assert.match(page.consoleErrors[0], /a deliberate error/);
 });
+
+test("uncaught errors are collected; the theme-race filter takes only HA's bundle frame", async () => {
+  const page = await stack.newPage();
+  await stack.open(page, "/lovelace/0");
+  // The same message as the race, thrown from the page rather than from HA's bundle: collected.
+  await page.evaluate(() => {
+    setTimeout(() => {
+      throw new TypeError("Cannot read properties of null (reading 'recovery_mode')");
+    });
+  });
+  await expectErrors(page, 1);
+  assert.match(page.consoleErrors[0], /^uncaught: TypeError: .*recovery_mode/);
+});
+
+async function expectErrors(page, count) {
+  for (let i = 0; i < 50 && page.consoleErrors.length < count; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(page.consoleErrors.length, count, page.consoleErrors.join("\n"));
+}
