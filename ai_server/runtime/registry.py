@@ -3,7 +3,9 @@
 Models load on first use (or at start for `HSI_PRELOAD`), in a worker thread so the event loop
 keeps answering /health while weights load. Each model has its own lock, so concurrent first
 requests trigger one load, not several. A load failure is remembered and reported (the server
-stays up, /health says `degraded`), and a later request retries it.
+stays up, /health says `degraded`), and a later request retries it. Running out of memory
+while loading (MemoryError, torch.OutOfMemoryError, the CPU allocator's RuntimeError) is logged
+as an error saying so, and what the failed load allocated is collected at once.
 
 Weights that must be downloaded first (a spec's `weights`, see `models/hub.py`) are fetched by
 one background task per model, never by a request: at start (`provision`), or when a request
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import time
@@ -276,6 +279,21 @@ class ModelRegistry:
         try:
             model = await asyncio.to_thread(self._build, slot.spec)
         except Exception as err:
+            if _out_of_memory(err):
+                # Whatever the failed load allocated is garbage now: hand it back before the
+                # models still serving need it. Always an error, optional model or not: the
+                # operator must free memory or pick a smaller model; the next request retries.
+                await asyncio.to_thread(_collect)
+                slot.status, slot.error = "error", f"out of memory while loading: {_reason(err)}"
+                self._changed()
+                _LOGGER.error(
+                    "could not load %s: out of memory (%s); the other models keep serving, "
+                    "the next request for %s retries",
+                    name,
+                    _reason(err),
+                    name,
+                )
+                raise ModelUnavailableError(name, slot.error) from err
             slot.status, slot.error = "error", _reason(err)
             self._changed()
             log = _LOGGER.warning if slot.spec.optional else _LOGGER.error
@@ -435,11 +453,42 @@ class ModelRegistry:
 def _release(model: Model) -> None:
     """Unload and give the memory back now (GPU caches included), not at the next GC."""
     model.unload()
+    _collect()
+
+
+def _collect() -> None:
     gc.collect()
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+# How allocators word running out: torch's CPU allocator raises a plain RuntimeError
+# ("DefaultCPUAllocator: can't allocate memory"), mmap/malloc failures surface as OSError
+# ENOMEM ("Cannot allocate memory"), llama.cpp and others say "out of memory".
+_OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """Whether `err`, or an error it wraps (a loader's ModelLoadError), is running out of
+    memory: MemoryError, torch.OutOfMemoryError (CUDA) or an allocator's RuntimeError/OSError."""
+    import torch
+
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError | torch.OutOfMemoryError):
+            return True
+        if isinstance(current, OSError) and current.errno == errno.ENOMEM:
+            return True
+        if isinstance(current, RuntimeError | OSError | ModelLoadError) and any(
+            word in str(current).lower() for word in _OOM_WORDS
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _as(model: Model, kind: type[M], name: str) -> M:

@@ -1,21 +1,26 @@
 """Injected faults against the real server process (tiny profile): an LLM that hangs past its
-timeout and a model whose folder is corrupt. The server answers with what still works and says
-which part failed."""
+timeout, a model whose folder is corrupt, a model whose load runs out of memory. The server answers
+with what still works and says which part failed."""
 
 from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+
+from ai_server.runtime.registry import ModelRegistry, ModelSpec, ModelUnavailableError
 
 from .conftest import image_bytes
 from .test_server_process import server_log, start_server
@@ -209,3 +214,137 @@ async def test_a_corrupt_model_folder_leaves_the_others_serving(
         assert response.status == 200, body
     assert body["risk"]["source"] == "rules"
     assert body["models"]["florence"]["status"] in ("unavailable", "error")
+
+
+def _wait_up(base: str, process: subprocess.Popen[bytes], folder: Path) -> dict[str, Any]:
+    """/health once the detector is loaded (whatever else failed)."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, f"server exited early:\n{server_log(folder)[-3000:]}"
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                health: dict[str, Any] = json.loads(response.read())
+                if health["model_loaded"] and health["status"] != "loading":
+                    return health
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        assert time.monotonic() < deadline, "server did not start in 120 s"
+        time.sleep(0.25)
+
+
+def _ask_for_a_petabyte(folder: Path) -> None:
+    """Turn a tiny Florence-2 folder into one whose load runs out of memory for real: its
+    config asks for a 10^12-token vocabulary (an embedding of 128 TB, float32) and its
+    checkpoint lacks those tensors, so transformers allocates them (a checkpoint that held them
+    would fail on a shape mismatch first). torch's CPU allocator refuses: RuntimeError
+    "DefaultCPUAllocator: can't allocate memory", at once, nothing touched."""
+    from safetensors.torch import load_file, save_file
+
+    config = json.loads((folder / "config.json").read_text())
+    vocabulary = config["text_config"]["vocab_size"]
+    config["text_config"]["vocab_size"] = 10**12
+    (folder / "config.json").write_text(json.dumps(config))
+    weights = load_file(folder / "model.safetensors")
+    kept = {key: value for key, value in weights.items() if vocabulary not in value.shape}
+    assert len(kept) < len(weights)  # the vocabulary-sized tensors are gone
+    save_file(kept, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+async def test_out_of_memory_on_model_load_degrades_and_a_later_load_retries(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    """Florence-2 runs out of memory while loading at start: the process stays up, logs an
+    error naming florence and saying "out of memory", /health is degraded naming it, /detect
+    keeps serving, /describe answers 503 saying why. Once memory suffices (here: the folder
+    holds a model that fits) the next /describe loads it and /health is healthy again."""
+    from ai_server.models import tiny
+
+    good = tmp_path / "florence-good"
+    tiny.build_florence(good)
+    florence = tmp_path / "florence"
+    shutil.copytree(good, florence)
+    _ask_for_a_petabyte(florence)
+    process, port = start_server(
+        tmp_path,
+        model_cache,
+        FLORENCE_MODEL_PATH=str(florence),
+        HSI_PRELOAD="detector,florence",
+        HSI_OFFLINE="true",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = _wait_up(base, process, tmp_path)
+        assert health["status"] == "degraded"
+        assert health["failed_models"] == ["florence"]
+        assert "out of memory" in health["models"]["florence"]["error"]
+        assert health["models"]["detector"]["loaded"] is True
+        errors = [
+            line
+            for line in server_log(tmp_path).splitlines()
+            if " ERROR " in line and "florence" in line and "out of memory" in line
+        ]
+        assert errors, server_log(tmp_path)[-3000:]
+        assert "can't allocate memory" in errors[0]  # the allocator's own refusal, not a stub
+        picture = base64.b64encode(image_bytes()).decode()
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{base}/detect", data=image_bytes(), headers={"Content-Type": "image/jpeg"}
+            ) as response:
+                assert response.status == 200
+            async with session.post(
+                f"{base}/describe", json={"image_base64": picture, "task": "caption"}
+            ) as response:
+                failed = await response.json()
+                assert response.status == 503, failed
+            assert "florence" in failed["error"]["message"]
+            assert "out of memory" in failed["error"]["message"]
+            assert process.poll() is None
+            # Memory suffices again: the next request retries the load, which now succeeds.
+            shutil.rmtree(florence)
+            shutil.copytree(good, florence)
+            async with session.post(
+                f"{base}/describe", json={"image_base64": picture, "task": "caption"}
+            ) as response:
+                assert response.status == 200, await response.text()
+            async with session.get(f"{base}/health") as response:
+                health = await response.json()
+        assert health["status"] == "healthy"
+        assert health["failed_models"] == []
+        assert health["models"]["florence"]["loaded"] is True
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class _Greedy:
+    """A model whose load asks Python for an exabyte: a real MemoryError, not a raised one."""
+
+    name = "greedy"
+
+    def load(self) -> None:
+        bytearray(2**60)
+
+    def warmup(self) -> None:
+        pass
+
+    def unload(self) -> None:
+        pass
+
+    def info(self) -> dict[str, Any]:
+        return {"device": "cpu"}
+
+
+async def test_memory_error_on_load_is_reported_as_out_of_memory(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Python's own MemoryError (not the torch allocator's RuntimeError) is recognised too, and
+    an optional model running out of memory is still logged as an error."""
+    registry = ModelRegistry([ModelSpec("greedy", _Greedy, optional=True)], warmup=False)
+    for attempt in (1, 2):  # each request retries the load
+        with pytest.raises(ModelUnavailableError, match="out of memory"):
+            await registry.load("greedy")
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == attempt
+        assert "greedy" in errors[-1].getMessage()
+        assert "out of memory" in errors[-1].getMessage()
+    assert registry.status()["greedy"]["status"] == "error"
