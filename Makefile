@@ -140,7 +140,7 @@ tiny-models: $(SERVER_STAMP)
 	$(SERVER_PY) -m ai_server make-tiny-models .cache/tiny-models
 
 bench: $(SERVER_STAMP)
-	$(SERVER_PY) bench/detect.py --profile tiny
+	$(SERVER_PY) bench/detect.py --model tiny
 
 # Simulated cameras against a real server on loopback (docs/reliability.md), e.g.
 # make load LOAD_ARGS="--soak 600"   or   make load LOAD_ARGS="--knee --detector r18vd"

@@ -33,8 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ai_server.models import tiny
 from ai_server.models.vlm import DescribeRequest, Florence
 from ai_server.runtime.devices import resolve_device
-from bench.embed import best, in_worker, steady_time
-from bench.harness import bench_parser, http_levels, percentile, running_server
+from bench.harness import (
+    bench_parser,
+    best,
+    http_levels,
+    in_worker,
+    percentile,
+    running_server,
+    steady_time,
+)
 
 OBJECTS = [
     {"class": "person", "bbox": {"x": 40, "y": 120, "width": 90, "height": 260}},

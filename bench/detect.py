@@ -18,7 +18,7 @@ import io
 import json
 import platform
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ai_server.models import tiny
 from ai_server.models.detector import Detector, DetectRequest
 from ai_server.runtime.devices import resolve_device
-from bench.harness import bench_parser, http_levels, median_time, running_server
+from bench.harness import bench_parser, best, http_levels, in_worker, running_server, steady_time
 
 
 def _args() -> argparse.Namespace:
@@ -71,26 +71,17 @@ def jpeg(size: str) -> tuple[bytes, Image.Image]:
 
 
 def in_process(
-    path: Path, args: argparse.Namespace, image: Image.Image
-) -> tuple[dict[int, float], float]:
-    """Images/s per batch size on the main thread, and at batch 1 on a worker thread (where
-    the server runs its models: for tiny models a second torch thread alone costs ~40 %)."""
-    detector = Detector(str(path), resolve_device(args.device))
-    detector.load()
+    detector: Detector, args: argparse.Namespace, image: Image.Image
+) -> dict[int, float]:
+    """Images/s per batch size, on a worker thread as the server's batcher runs the model, each
+    after its own warm-up (`steady_time`)."""
     rates: dict[int, float] = {}
     for size in args.batches:
         batch = [DetectRequest(image, 0.5, None) for _ in range(size)]
-        seconds = median_time(lambda batch=batch: detector.detect(batch), args.repeats)
+        seconds = in_worker(partial(steady_time, partial(detector.detect, batch), args.repeats))
         rates[size] = size / seconds
         print(f"in-process  batch {size:>3}: {rates[size]:8.2f} img/s", flush=True)
-    one = [DetectRequest(image, 0.5, None)]
-    with ThreadPoolExecutor(1) as worker:
-        threaded = (
-            1 / worker.submit(median_time, lambda: detector.detect(one), args.repeats).result()
-        )
-    print(f"in-process  batch   1 on a worker thread: {threaded:8.2f} img/s", flush=True)
-    detector.unload()
-    return rates, threaded
+    return rates
 
 
 def plot(path: Path, title: str, rows: list[dict[str, Any]], rates: dict[int, float]) -> None:
@@ -139,13 +130,17 @@ def main() -> None:
         f"image {args.image_size}, server max batch {args.max_batch}, wait {args.max_wait_ms} ms",
         flush=True,
     )
-    rates, threaded = in_process(path, args, image)
+    detector = Detector(str(path), device)
+    detector.load()
+    before = in_process(detector, args, image)
     server_args = [
         "--detector-path", str(path), "--device", args.device, "--classes", "all",
         "--batch-max-size", str(args.max_batch), "--batch-max-wait-ms", str(args.max_wait_ms),
         "--queue-max", "1024",
     ]  # fmt: skip
     with running_server(*server_args) as server:
+        after = in_process(detector, args, image)  # same minute as HTTP, the server idle
+        rates = best(before, after)
         rows = asyncio.run(
             http_levels(
                 server.base_url, "/detect", "detector", payload, levels=args.concurrency,
@@ -153,6 +148,7 @@ def main() -> None:
             )
         )  # fmt: skip
         peak_rss = server.peak_rss_mb()
+    detector.unload()
     print(f"server peak RSS: {peak_rss:.0f} MB")
     figures = {
         "model": args.model,
@@ -160,7 +156,6 @@ def main() -> None:
         "device_name": name,
         "image_size": args.image_size,
         "in_process": rates,
-        "in_process_worker_thread_batch1": threaded,
         "http": rows,
         "server_peak_rss_mb": peak_rss,
     }

@@ -17,11 +17,7 @@ import base64
 import io
 import json
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ai_server.models import tiny
 from ai_server.models.clip import Clip, ClipItem
 from ai_server.runtime.devices import resolve_device
-from bench.harness import bench_parser, http_levels, running_server
+from bench.harness import bench_parser, best, http_levels, in_worker, running_server, steady_time
 
 
 def _args() -> argparse.Namespace:
@@ -68,27 +64,6 @@ def crop_jpeg(size: str) -> tuple[bytes, Image.Image]:
     return buffer.getvalue(), image
 
 
-def steady_time(fn: Callable[[], object], repeats: int, min_seconds: float = 2.0) -> float:
-    """Median seconds per call over at least `repeats` calls and `min_seconds`, after a warm-up.
-
-    Tiny models take about a millisecond per call, and the first dozens of generate() calls are
-    several times slower than the rest (allocator and kernel caches): a fixed handful of runs
-    would measure the warm-up and whatever else the shared cores were doing at that moment.
-    """
-    warm_until = time.perf_counter() + min_seconds / 2
-    for _ in range(3):
-        fn()
-    while time.perf_counter() < warm_until:
-        fn()
-    times: list[float] = []
-    deadline = time.perf_counter() + min_seconds
-    while len(times) < repeats or time.perf_counter() < deadline:
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def in_process(clip: Clip, args: argparse.Namespace, image: Image.Image) -> dict[int, float]:
     rates: dict[int, float] = {}
     for size in args.batches:
@@ -97,22 +72,6 @@ def in_process(clip: Clip, args: argparse.Namespace, image: Image.Image) -> dict
         rates[size] = size / seconds
         print(f"in-process  batch {size:>3}: {rates[size]:8.2f} crops/s", flush=True)
     return rates
-
-
-def in_worker(fn: Callable[[], float]) -> float:
-    """Run `fn` in one worker thread, as the server's batcher runs a model.
-
-    On these 2 shared cores torch is up to 10x slower from the main thread than from a worker
-    thread (OpenMP spin-waits when other processes hold a core), so the main thread would not be
-    a fair in-process reference.
-    """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(fn).result()
-
-
-def best(*runs: dict[int, float]) -> dict[int, float]:
-    """The faster of repeated in-process runs per batch size: ratios against it are cautious."""
-    return {size: max(run[size] for run in runs) for size in runs[0]}
 
 
 def main() -> None:

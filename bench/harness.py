@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,16 +154,38 @@ async def scrape_mean_batch(base_url: str, model: str) -> tuple[float, float]:
     return values["sum"], values["count"]
 
 
-def median_time(fn: object, repeats: int) -> float:
-    """Median wall time of `fn()` over `repeats` runs (after one untimed warm-up run)."""
-    assert callable(fn)
-    fn()
-    times = []
-    for _ in range(repeats):
+def steady_time(fn: Callable[[], object], repeats: int, min_seconds: float = 2.0) -> float:
+    """Median seconds per call over at least `repeats` calls and `min_seconds`, after a warm-up.
+
+    The first calls of a model are several times slower than the rest (measured for RT-DETRv2
+    r18vd on 2 cores: 7.1 s, 2.0 s, then ~1.0 s; allocator, oneDNN and kernel caches): one
+    untimed call and three timed ones would measure the warm-up. Warm for at least three calls
+    and `min_seconds / 2`, then time at least `repeats` calls and `min_seconds`.
+    """
+    warm_until = time.perf_counter() + min_seconds / 2
+    for _ in range(3):
+        fn()
+    while time.perf_counter() < warm_until:
+        fn()
+    times: list[float] = []
+    deadline = time.perf_counter() + min_seconds
+    while len(times) < repeats or time.perf_counter() < deadline:
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def in_worker(fn: Callable[[], float]) -> float:
+    """Run `fn` in one worker thread, as the server's batcher runs a model, so the in-process
+    reference is taken where the server takes it."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn).result()
+
+
+def best(*runs: dict[int, float]) -> dict[int, float]:
+    """The faster of repeated in-process runs per batch size: ratios against it are cautious."""
+    return {size: max(run[size] for run in runs) for size in runs[0]}
 
 
 def reference_rate(rates: dict[int, float], batch: float) -> float:
