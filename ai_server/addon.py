@@ -71,8 +71,10 @@ class AddonEnvironment:
 
 def provision_api_key(settings: Settings, data_dir: Path = ADDON_DATA_DIR) -> Settings:
     """The add-on's settings with an API key: the configured one, else the stored one, else a new
-    one stored in `data_dir` (readable by its owner only). Raises ConfigError if the key cannot be
-    read or stored: the add-on does not start without one."""
+    one stored in `data_dir` (readable by its owner only). Raises ConfigError if a stored key
+    cannot be read: the add-on does not start with a key other than the one Home Assistant holds.
+    A new key that cannot be stored (disk full, read-only /data) is used for this run only, with
+    an error logged: the server stays guarded, and discovery hands the key to Home Assistant."""
     path = data_dir / API_KEY_FILE
     if settings.api_key:
         _LOGGER.info("API key: the configured one (add-on option api_key or HSI_API_KEY)")
@@ -82,7 +84,21 @@ def provision_api_key(settings: Settings, data_dir: Path = ADDON_DATA_DIR) -> Se
         _LOGGER.info("API key: the one generated at first start, stored in %s", path)
         return replace(settings, api_key=key)
     key = secrets.token_urlsafe(32)
-    _store_key(path, key)
+    try:
+        _store_key(path, key)
+    except OSError as err:
+        # Refusing to start would leave the house without its security service until someone
+        # frees the disk; a key kept in memory keeps the server guarded, and Home Assistant's
+        # entry takes each start's key from discovery.
+        _LOGGER.error(
+            "No API key configured and the generated one cannot be stored in %s (%s): using it "
+            "for this run only; Home Assistant receives it through discovery. Free space or "
+            "make the folder writable, or set api_key in the add-on options, so that the key "
+            "survives a restart.",
+            path,
+            err.strerror or err,
+        )
+        return replace(settings, api_key=key)
     _LOGGER.warning(
         "No API key configured: generated one and stored it in %s (readable by root only). "
         "Home Assistant receives it through discovery. To use the server from outside Home "
@@ -95,7 +111,7 @@ def provision_api_key(settings: Settings, data_dir: Path = ADDON_DATA_DIR) -> Se
 def _read_key(path: Path) -> str | None:
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no key yet (or no folder that could hold one)
         return None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(
@@ -116,7 +132,8 @@ def _read_key(path: Path) -> str | None:
 
 
 def _store_key(path: Path, key: str) -> None:
-    """Write the key atomically (a temporary file renamed over it), mode 0600 from the start."""
+    """Write the key atomically (a temporary file renamed over it), mode 0600 from the start;
+    OSError when it cannot (nothing half-written is left)."""
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,11 +150,6 @@ def _store_key(path: Path, key: str) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
-    except OSError as err:
-        raise ConfigError(
-            f"cannot store the generated API key in {path}: {err}; "
-            "set api_key in the add-on options"
-        ) from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):

@@ -285,6 +285,20 @@ class _Download:
         return {"Authorization": f"Bearer {self.store.token}"} if self.store.token else {}
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except OSError as err:
+            if isinstance(err, aiohttp.ClientError):  # the network, not the disk
+                raise
+            # The disk: full (ENOSPC), read-only (EROFS), not ours (EACCES), or a file where a
+            # folder must be. Named as such, not as a hub failure; what was written is kept.
+            raise self._fail(
+                f"cannot write into {self.folder} ({err.strerror or err}); free space there or "
+                "set HSI_MODELS_DIR to a writable folder",
+                transient=False,
+            ) from err
+
+    async def _run(self) -> None:
         weights, progress = self.weights, self.progress
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -521,8 +535,11 @@ class _Download:
                             out.write, data
                         )  # a slow disk never stalls the loop
                     self._report()
-            finally:  # what arrived before a failure (or shutdown) is kept for the resume
-                out.write(buffer)
+            except BaseException:  # what arrived before a failure (or shutdown) is kept...
+                with contextlib.suppress(OSError):  # ...unless the disk is what failed
+                    out.write(buffer)
+                raise
+            out.write(buffer)
 
     def _report(self) -> None:
         now = time.monotonic()

@@ -4,7 +4,9 @@ with what still works and says which part failed."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import shutil
 import socket
@@ -22,7 +24,9 @@ import pytest
 
 from ai_server.runtime.registry import ModelRegistry, ModelSpec, ModelUnavailableError
 
-from .conftest import image_bytes
+from .conftest import TINY_DETECTOR_REPO, image_bytes
+from .fakehub import FakeHub
+from .test_addon import FakeSupervisor
 from .test_server_process import server_log, start_server
 
 PERSON = {
@@ -348,3 +352,127 @@ async def test_memory_error_on_load_is_reported_as_out_of_memory(
         assert "greedy" in errors[-1].getMessage()
         assert "out of memory" in errors[-1].getMessage()
     assert registry.status()["greedy"]["status"] == "error"
+
+
+async def _settled(base: str, process: subprocess.Popen[bytes], folder: Path) -> dict[str, Any]:
+    """/health once start-up provisioning is over (loaded or failed), polled without blocking
+    the loop (a fake hub or Supervisor in this process must keep answering)."""
+    deadline = time.monotonic() + 120
+    async with aiohttp.ClientSession() as session:
+        while True:
+            assert process.poll() is None, f"server exited:\n{server_log(folder)[-3000:]}"
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{base}/health") as response:
+                    health: dict[str, Any] = await response.json()
+                    if health["status"] != "loading":
+                        return health
+            assert time.monotonic() < deadline, "server did not settle in 120 s"
+            await asyncio.sleep(0.25)
+
+
+@pytest.mark.parametrize(
+    ("disk", "cause"),
+    [
+        # A full disk for real: the detector's partial download is a link to /dev/full, where
+        # every write fails with ENOSPC.
+        ("full", "No space left on device"),
+        # A folder that cannot be written even by root (no mount needed): a regular file
+        # stands where the models folder must be.
+        ("file in the way", "Not a directory"),
+    ],
+)
+async def test_a_disk_that_cannot_take_the_weights_degrades_the_server(
+    tmp_path: Path, model_cache: Path, fake_hub: FakeHub, disk: str, cause: str
+) -> None:
+    """What the server writes to disk is downloaded weights (and the add-on's API key, below).
+    A disk that refuses them is a logged error naming the model, the folder and the cause,
+    /health degraded naming the model, the process up, the other models serving."""
+    models = tmp_path / "models"
+    if disk == "full":
+        folder = models / TINY_DETECTOR_REPO
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors.part").symlink_to("/dev/full")
+    else:
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file, not a folder")
+        models = blocker / "models"
+    process, port = start_server(
+        tmp_path,
+        model_cache,
+        RTDETR_MODEL_PATH=TINY_DETECTOR_REPO,
+        HSI_MODELS_DIR=str(models),
+        HSI_PRELOAD="detector",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = await _settled(base, process, tmp_path)
+        assert (health["status"], health["failed_models"]) == ("degraded", ["detector"])
+        error = health["models"]["detector"]["error"]
+        assert error.startswith(f"could not download detector ({TINY_DETECTOR_REPO}")
+        assert cause in error
+        if disk == "full":
+            assert f"cannot write into {models / TINY_DETECTOR_REPO}" in error
+        assert "HSI_MODELS_DIR" in error
+        assert any(
+            " ERROR " in line and cause in line and "detector" in line
+            for line in server_log(tmp_path).splitlines()
+        ), server_log(tmp_path)[-3000:]
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/embed", json={"texts": ["a person"]}) as response:
+                assert response.status == 200  # CLIP (a local folder) keeps serving
+            async with session.post(
+                f"{base}/detect", data=image_bytes(), headers={"Content-Type": "image/jpeg"}
+            ) as response:
+                refused = await response.json()
+                assert response.status == 503, refused
+            assert cause in refused["error"]["message"]
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+
+
+async def test_an_api_key_that_cannot_be_stored_guards_this_run(
+    tmp_path: Path, model_cache: Path, aiohttp_server: Any
+) -> None:
+    """The add-on generates its API key at first start; /data cannot take it (a regular file
+    stands where the folder must be: read-only even for root). The server starts anyway,
+    guarded by the key, which Home Assistant receives through discovery, and logs an error
+    saying the key lasts this run only."""
+    supervisor = await FakeSupervisor().start(aiohttp_server)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    process, port = start_server(
+        tmp_path,
+        model_cache,
+        SUPERVISOR_TOKEN="sup-token",
+        HSI_SUPERVISOR_URL=supervisor.url,
+        HSI_ADDON_DATA_DIR=str(blocker / "data"),
+        HSI_API_KEY="",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = await _settled(base, process, tmp_path)
+        assert health["status"] == "healthy"
+        deadline = time.monotonic() + 30
+        while not supervisor.posted:
+            assert time.monotonic() < deadline, "no discovery message"
+            await asyncio.sleep(0.1)
+        key = supervisor.posted[0]["config"]["api_key"]
+        assert len(key) >= 43
+        async with aiohttp.ClientSession() as session:
+            detect = f"{base}/detect"
+            headers = {"Content-Type": "image/jpeg"}
+            async with session.post(detect, data=image_bytes(), headers=headers) as response:
+                assert response.status == 401
+            headers["Authorization"] = f"Bearer {key}"
+            async with session.post(detect, data=image_bytes(), headers=headers) as response:
+                assert response.status == 200
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    log = server_log(tmp_path)
+    assert key not in log
+    [error] = [line for line in log.splitlines() if " ERROR " in line]
+    assert str(blocker / "data" / "api_key") in error
+    assert "Not a directory" in error and "this run only" in error
