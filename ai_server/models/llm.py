@@ -58,6 +58,12 @@ class LLMCancelledError(LLMError):
     """The caller went away or timed out; generation was stopped."""
 
 
+class LLMTimeoutError(LLMError, TimeoutError):
+    """The backend ran past its time limit. Also a TimeoutError, so a caller's own limit (the
+    same figure, racing it) and the backend's give one label, `timeout`, whichever fires first;
+    every other LLMError is labelled `error`."""
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One generation: a chat (`messages`) or a raw prompt (`prompt`, llama.cpp /completion)."""
@@ -645,12 +651,12 @@ class RemoteLLM(LLMBackend):
                         finish = choice.get("finish_reason") or finish
                         if text:
                             yield Delta(text)
+        except TimeoutError as err:  # first: aiohttp's timeouts are ClientErrors too
+            raise LLMTimeoutError(
+                f"LLM server {self.base_url} timed out after {self.timeout:g} s"
+            ) from err
         except aiohttp.ClientError as err:
             raise LLMError(f"LLM server {self.base_url} failed: {type(err).__name__}: {err}") from (
-                err
-            )
-        except TimeoutError as err:
-            raise LLMError(f"LLM server {self.base_url} timed out after {self.timeout:g} s") from (
                 err
             )
         yield Delta("", finish or "stop", usage or Usage())

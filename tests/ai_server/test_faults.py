@@ -15,16 +15,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from ai_server.models.llm import GenerationRequest, LLMError, RemoteLLM
 from ai_server.runtime.registry import ModelRegistry, ModelSpec, ModelUnavailableError
 
-from .conftest import TINY_DETECTOR_REPO, image_bytes
+from .conftest import TINY_DETECTOR_REPO, MakeClient, image_bytes
 from .fakehub import FakeHub
 from .test_addon import FakeSupervisor
 from .test_server_process import server_log, start_server
@@ -161,11 +164,11 @@ async def test_llm_hanging_past_its_timeout_falls_back_to_rules(
     assert llm.accepted >= 1  # the server did ask the LLM
     assert body["risk"]["source"] == "rules"
     # The engine's client (timeout = HSI_LLM_TIMEOUT) or the pipeline's own limit (the same
-    # figure) ends the wait, whichever fires first; either way the answer says so.
+    # figure) ends the wait, whichever fires first; either way the label is `timeout`.
     llm_report = body["models"]["llm"]
-    assert (llm_report["status"], llm_report["reason"]) in (
-        ("error", f"LLM server http://127.0.0.1:{llm.port} timed out after 1 s"),
-        ("timeout", "the LLM took longer than 1 s"),
+    assert (llm_report["status"], llm_report["reason"]) == (
+        "timeout",
+        "the LLM took longer than 1 s",
     )
     assert body["risk"]["risk_level"] in ("low", "medium", "high", "critical")
     assert body["risk"]["summary"]
@@ -476,3 +479,72 @@ async def test_an_api_key_that_cannot_be_stored_guards_this_run(
     [error] = [line for line in log.splitlines() if " ERROR " in line]
     assert str(blocker / "data" / "api_key") in error
     assert "Not a directory" in error and "this run only" in error
+
+
+@contextlib.asynccontextmanager
+async def _stand_in_llm(mode: str) -> AsyncIterator[TestServer]:
+    """An OpenAI-compatible LLM engine on 127.0.0.1 that lists its model, then answers every
+    completion as `mode` says: `hang` (never), `500`, `bad json` (a stream that is not JSON)."""
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "stand-in"}]})
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        if mode == "hang":
+            await asyncio.sleep(3600)  # until the test's server closes
+        if mode == "500":
+            return web.json_response({"error": {"message": "engine crashed"}}, status=500)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"choices": [{"delta": {"content": "\n\n')
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def test_a_remote_llm_past_its_timeout_raises_a_timeout() -> None:
+    """The remote engine's own client timer is a TimeoutError (and an LLMError), so it and the
+    pipeline's limit, the same figure racing it, give the same label."""
+    async with _stand_in_llm("hang") as server:
+        backend = RemoteLLM(str(server.make_url("")), timeout=1)
+        with pytest.raises(TimeoutError, match="timed out after 1 s") as raised:
+            await backend.generate(GenerationRequest(messages=[{"role": "user", "content": "?"}]))
+    assert isinstance(raised.value, LLMError)
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "reason"),
+    [
+        ("hang", "timeout", "the LLM took longer than 1 s"),
+        ("500", "error", "answered 500"),
+        ("bad json", "error", "malformed JSON"),
+        ("refused", "error", "ClientConnectorError"),
+    ],
+)
+async def test_the_rules_fallback_says_why_the_llm_failed(
+    make_client: MakeClient, mode: str, status: str, reason: str
+) -> None:
+    """An LLM past its timeout labels the event's rules fallback `timeout`; an engine that
+    fails (5xx, malformed stream, connection refused once it was up) labels it `error`."""
+    async with _stand_in_llm(mode) as server:
+        client = await make_client(
+            llm_url=str(server.make_url("")), llm_timeout=1.0, preload=("detector", "llm")
+        )
+        if mode == "refused":
+            await server.close()  # the engine went away after the server found it
+        response = await client.post("/analyze", json=_analyze_body())
+        body = await response.json()
+        assert response.status == 200, body
+    assert body["risk"]["source"] == "rules"
+    report = body["models"]["llm"]
+    assert report["status"] == status, report
+    assert reason in report["reason"]
