@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -360,3 +361,121 @@ def test_content_type_sniffing() -> None:
     assert image_content_type(b"RIFF\x00\x00\x00\x00WAVE") == "image/jpeg"
     assert image_content_type(JPEG) == "image/jpeg"
     assert image_content_type(b"") == "image/jpeg"
+
+
+DETECTED = {
+    "detections": [detection("person", 0.9)],
+    "inference_time_ms": 5.0,
+    "image_width": 640,
+    "image_height": 480,
+}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/html"])
+async def test_mislabelled_json_of_the_right_shape_is_used_with_one_warning(
+    api: HsiClient,
+    fake_server: FakeServer,
+    caplog: pytest.LogCaptureFixture,
+    content_type: str,
+) -> None:
+    """A proxy labels the server's answer wrongly: the body parses and validates as the typed
+    result, so it is used; a warning (once per path and label) names the label."""
+    answer = Answer(text=json.dumps(DETECTED), content_type=content_type)
+    fake_server.answer("POST", "/detect", answer)
+    for _ in range(2):
+        result = await api.detect(JPEG)
+        assert [d.label for d in result.detections] == ["person"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "/detect" in warnings[0]
+    assert f"content type {content_type}; charset=utf-8" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        # A proxy's page: never JSON, whatever its label.
+        (
+            Answer(text="<html><body>Please log in to the portal</body></html>"),
+            "/detect did not answer JSON: content type text/html; charset=utf-8, body starts "
+            "'<html><body>Please log in to the portal</body></html>'",
+        ),
+        # JSON, mislabelled, of the wrong shape (a proxy's own JSON error, say).
+        (
+            Answer(text=json.dumps({"message": "upstream down"}), content_type="text/plain"),
+            "/detect: unexpected answer (KeyError('detections')); content type "
+            'text/plain; charset=utf-8, body starts \'{"message": "upstream down"}\'',
+        ),
+        (
+            Answer(text="", content_type="text/plain"),
+            "/detect: expected a JSON object; content type text/plain; charset=utf-8, empty body",
+        ),
+        (
+            Answer(text="x" * 200, content_type="text/plain"),
+            f"/detect did not answer JSON: content type text/plain; charset=utf-8, body starts "
+            f"'{'x' * 80}'...",
+        ),
+    ],
+)
+async def test_an_unusable_answer_names_its_content_type_and_first_bytes(
+    api: HsiClient, fake_server: FakeServer, answer: Answer, says: str
+) -> None:
+    fake_server.answer("POST", "/detect", answer)
+    with pytest.raises(HsiInvalidResponseError) as caught:
+        await api.detect(JPEG)
+    assert str(caught.value) == says
+
+
+async def test_a_json_type_with_parameters_or_a_suffix_is_json(
+    api: HsiClient, fake_server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """application/json with parameters and application/*+json are JSON labels: a wrong shape
+    is reported without a content type, and a right one without a warning."""
+    fake_server.answer(
+        "POST",
+        "/detect",
+        Answer(text=json.dumps(DETECTED), content_type="application/problem+json"),
+    )
+    assert (await api.detect(JPEG)).detections
+    fake_server.answer("POST", "/detect", Answer(text="[]", content_type="application/json"))
+    with pytest.raises(HsiInvalidResponseError) as caught:
+        await api.detect(JPEG)
+    assert str(caught.value) == "/detect: expected a JSON object"
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+async def test_an_answer_without_a_content_type(session: aiohttp.ClientSession) -> None:
+    """A bare HTTP server that sends no Content-Type at all (aiohttp always adds one, so this
+    one writes its answers by hand): good JSON is used, anything else says "no content type"."""
+    bodies = [json.dumps(DETECTED).encode(), b"not json"]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        body = bodies.pop(0)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        api = HsiClient(f"http://127.0.0.1:{port}", session)
+        assert (await api.detect(JPEG)).detections
+        with pytest.raises(HsiInvalidResponseError) as caught:
+            await api.detect(JPEG)
+        assert str(caught.value) == (
+            "/detect did not answer JSON: no content type, body starts 'not json'"
+        )
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -4,8 +4,9 @@ Each test counts the records in the entry's store and the `hsi_security_event` b
 - the REAL server process (scripted profile) SIGKILLed and restarted on the same port, during
   a burst and during an /analyze: entities go unavailable and come back, the "server
   unreachable" repair issue is raised after the grace period and cleared when it answers again;
-- a server that answers /analyze slowly, with 500s, garbage, a proxy's HTML page, or closes the
-  connection mid-body: the event falls back to the rules (marked so), exactly once;
+- a server that answers /analyze slowly, with 500s, garbage, a proxy's HTML page, a proxy's JSON
+  under a wrong label, or closes the connection mid-body: the event falls back to the rules
+  (marked so), exactly once; a good analysis under a wrong label is used;
 - Home Assistant stopping (the entry unloaded) with a batch open, with an /analyze in flight and
   with a preliminary alert waiting for its analysis, then set up again;
 - a full disk while the images are saved: an error logged once, the record kept.
@@ -356,6 +357,10 @@ MISBEHAVIOURS: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]] 
     "garbage": _garbage,
     "wrong shape": _wrong_shape,
     "proxy page": Answer(200, text="<html><body>Please log in to the portal</body></html>"),
+    # JSON, but a proxy's own (not an analysis) under a wrong label.
+    "mislabelled wrong shape": Answer(
+        text='{"message": "upstream down"}', content_type="text/plain"
+    ),
     "cut mid-body": _cut_mid_body,
 }
 
@@ -415,6 +420,48 @@ async def test_misbehaving_analyze_falls_back_to_rules_once(
     assert len(security_events) == 2
     assert security_events[1].data["source"] == "llm"  # the fake server's analysis
     assert len(await stored(entry)) == 2
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize("label", ["text/plain", "text/html"])
+async def test_a_good_analysis_under_a_wrong_content_type_is_used(
+    hass: HomeAssistant,
+    demo_camera: str,
+    socket_enabled: None,
+    aiohttp_server: Any,
+    freezer: FrozenDateTimeFactory,
+    security_events: list[Event],
+    caplog: pytest.LogCaptureFixture,
+    label: str,
+) -> None:
+    """A proxy relabels the server's (valid) analysis: it is still the server's analysis, not
+    the rules', recorded once, with a warning naming the label."""
+    fake = FakeServer(embed_supported=False)
+    fake.default_detections = [detection("person", 0.8)]
+
+    @web.middleware
+    async def relabel(request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        if (request.method, request.path) == ("POST", "/analyze"):
+            assert isinstance(response, web.Response)
+            response.content_type = label
+        return response
+
+    app = fake.app()
+    app.middlewares.insert(0, relabel)
+    running = await aiohttp_server(app)
+    fake.url = str(running.make_url("")).rstrip("/")
+    entry = await setup_integration(hass, make_entry(fake.url))
+    await motion(hass)
+    await settle(hass, freezer, 6, lambda: bool(security_events))
+    (event,) = security_events
+    assert event.data["source"] == "llm"  # the fake server's analysis, not the fallback
+    assert await stored(entry) == [event.data["event_id"]]
+    assert any(
+        "/analyze" in r.getMessage() and f"content type {label}" in r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING"
+    )
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -119,7 +119,8 @@ def detection(
 class Answer:
     """A scripted answer that replaces a route's own (`FakeServer.answer`).
 
-    `text` (sent as text/html, e.g. a proxy's page) wins over `json`; `delay` seconds pass first.
+    `text` (sent as `content_type`, by default text/html: e.g. a proxy's page) wins over
+    `json`; `delay` seconds pass first.
     """
 
     status: int = 200
@@ -127,6 +128,7 @@ class Answer:
     text: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    content_type: str = "text/html"  # of `text`
 
     async def response(self) -> web.Response:
         """Wait `delay`, then answer."""
@@ -134,7 +136,10 @@ class Answer:
             await asyncio.sleep(self.delay)
         if self.text is not None:
             return web.Response(
-                status=self.status, text=self.text, content_type="text/html", headers=self.headers
+                status=self.status,
+                text=self.text,
+                content_type=self.content_type,
+                headers=self.headers,
             )
         return web.json_response(self.json, status=self.status, headers=self.headers)
 
