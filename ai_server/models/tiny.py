@@ -8,8 +8,10 @@ have the real shapes and types.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -467,6 +469,226 @@ def build_llm(
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+# --- a random-weight GGUF of the default LLM's architecture and quantisation (benchmarks) ---
+
+# Bump when the recipe changes: cached files carry it in their name.
+NEMOTRON_GGUF_VERSION = 2
+# Nemotron-Mini-4B-Instruct's config.json (NemotronForCausalLM): hidden 3072, 32 layers, 24 query
+# heads of 128 (the model card's "32 heads" is not what the checkpoint holds), 8 KV heads, MLP
+# 9216 (squared ReLU, no gate), vocabulary 256000, partial rotary factor 0.5, LayerNorm with bias,
+# eps 1e-5, context 4096, untied output matrix.
+NEMOTRON_MINI_4B: dict[str, int] = {
+    "n_embd": 3072,
+    "n_layer": 32,
+    "n_head": 24,
+    "n_head_kv": 8,
+    "n_ff": 9216,
+    "vocab_size": 256000,
+    "context_length": 4096,
+}
+
+
+def _nemotron_vocab(vocab_size: int) -> tuple[list[str], list[float], list[int]]:
+    """A SentencePiece vocabulary of `vocab_size` pieces that splits English like a real one.
+
+    Words come from open_clip's BPE vocabulary (learnt on English web text, shipped with the
+    package, so no download), most frequent first, as `▁word` and `▁Word` with every prefix
+    (so llama.cpp's SPM merges can reach the whole word) and as bare continuation pieces; 256
+    byte-fallback tokens cover anything else. Filler pieces that English never produces pad the
+    rest, so the embedding and output matrices have the real size.
+    """
+    import gzip
+
+    import gguf
+    import open_clip
+
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<extra_id_0>", "<extra_id_1>"]
+    tokens = list(specials)
+    types = [gguf.TokenType.CONTROL, gguf.TokenType.UNKNOWN] + [gguf.TokenType.CONTROL] * 4
+    tokens += [f"<0x{byte:02X}>" for byte in range(256)]
+    types += [gguf.TokenType.BYTE] * 256
+    scores = [0.0] * len(tokens)
+    seen = set(tokens)
+
+    def add(piece: str) -> None:
+        if piece not in seen and len(tokens) < vocab_size:
+            seen.add(piece)
+            tokens.append(piece)
+            types.append(gguf.TokenType.NORMAL)
+            scores.append(float(len(piece)))  # longer merges win, as frequent words do
+
+    for code in [*range(32, 127), 0x2581, 0x0A]:
+        add(chr(code))
+    bpe = Path(open_clip.__file__).with_name("bpe_simple_vocab_16e6.txt.gz")
+    with gzip.open(bpe, "rt", encoding="utf-8") as file:
+        merges = file.read().split("\n")[1:]
+    for line in merges:
+        joined = line.replace(" ", "")
+        if not joined.endswith("</w>"):
+            continue
+        word = joined[: -len("</w>")]
+        if not word.isascii() or not word.isprintable():
+            continue
+        for piece in ("\u2581" + word, word, "\u2581" + word.capitalize()):
+            for end in range(2, len(piece) + 1):
+                add(piece[:end])
+        if len(tokens) >= vocab_size:
+            break
+    filler = 0
+    while len(tokens) < vocab_size:
+        tokens.append(f"\u2581\u00a7{filler:x}")  # "§" + hex: never in an English prompt
+        types.append(gguf.TokenType.NORMAL)
+        scores.append(-1e9)
+        filler += 1
+    return tokens, scores, [int(t) for t in types]
+
+
+def build_nemotron_gguf(
+    target: Path,
+    *,
+    n_embd: int = NEMOTRON_MINI_4B["n_embd"],
+    n_layer: int = NEMOTRON_MINI_4B["n_layer"],
+    n_head: int = NEMOTRON_MINI_4B["n_head"],
+    n_head_kv: int = NEMOTRON_MINI_4B["n_head_kv"],
+    n_ff: int = NEMOTRON_MINI_4B["n_ff"],
+    vocab_size: int = NEMOTRON_MINI_4B["vocab_size"],
+    context_length: int = NEMOTRON_MINI_4B["context_length"],
+    quantization: str = "Q4_K_M",
+    threads: int | None = None,
+    seed: int = 0,
+) -> None:
+    """Write a random-weight `nemotron` GGUF (llama.cpp's LLM_ARCH_NEMOTRON) to `target`.
+
+    The defaults are Nemotron-Mini-4B-Instruct's shapes; smaller ones scale it down for tests.
+    The weights are written as F16 one tensor at a time (the full model is 8.4 GB in F16: it
+    never sits in memory), then quantised by llama.cpp's own quantiser (llama-cpp-python's
+    `llama_model_quantize`) to `quantization` (a `LLAMA_FTYPE_MOSTLY_*` name, or F16 to keep
+    the unquantised file), so the file has the same tensor types as the published Q4_K_M.
+    """
+    import gguf
+    import llama_cpp
+    import numpy as np
+
+    if n_embd % n_head or n_head % n_head_kv:
+        raise ValueError("n_embd must divide into n_head heads, n_head into n_head_kv groups")
+    ftype = None
+    if quantization != "F16":
+        ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quantization}", None)
+        if ftype is None:
+            raise ValueError(f"unknown llama.cpp quantisation {quantization!r}")
+    head_dim = n_embd // n_head
+    tokens, scores, types = _nemotron_vocab(vocab_size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    f16_path = target if ftype is None else target.with_name(target.name + ".f16.tmp")
+    writer = gguf.GGUFWriter(str(f16_path), "nemotron")
+    writer.add_name("hsi-random-nemotron")
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_rope_freq_base(10000.0)
+    # Partial rotary (factor 0.5): only half of each head is rotated, as convert_hf_to_gguf.py
+    # writes int(0.5 * n_embd) // n_head.
+    writer.add_rope_dimension_count(head_dim // 2)
+    writer.add_layer_norm_eps(1e-5)
+    writer.add_vocab_size(vocab_size)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_pad_token_id(0)
+    writer.add_unk_token_id(1)
+    writer.add_bos_token_id(2)
+    writer.add_eos_token_id(3)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    writer.add_chat_template(TINY_LLM_CHAT_TEMPLATE)
+
+    # name -> numpy shape (ggml's order reversed); 1-D are LayerNorm weight (ones) / bias (zeros).
+    kv_dim = n_head_kv * head_dim
+    shapes: dict[str, tuple[int, ...]] = {"token_embd.weight": (vocab_size, n_embd)}
+    for i in range(n_layer):
+        blk = f"blk.{i}"
+        shapes |= {
+            f"{blk}.attn_norm.weight": (n_embd,),
+            f"{blk}.attn_norm.bias": (n_embd,),
+            f"{blk}.attn_q.weight": (n_head * head_dim, n_embd),
+            f"{blk}.attn_k.weight": (kv_dim, n_embd),
+            f"{blk}.attn_v.weight": (kv_dim, n_embd),
+            f"{blk}.attn_output.weight": (n_embd, n_head * head_dim),
+            f"{blk}.ffn_norm.weight": (n_embd,),
+            f"{blk}.ffn_norm.bias": (n_embd,),
+            f"{blk}.ffn_up.weight": (n_ff, n_embd),
+            f"{blk}.ffn_down.weight": (n_embd, n_ff),
+        }
+    shapes |= {
+        "output_norm.weight": (n_embd,),
+        "output_norm.bias": (n_embd,),
+        "output.weight": (vocab_size, n_embd),
+    }
+    for name, shape in shapes.items():
+        dtype = np.dtype(np.float32 if len(shape) == 1 else np.float16)
+        writer.add_tensor_info(name, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    rng = np.random.default_rng(seed)
+    for name, shape in shapes.items():
+        if len(shape) == 1:
+            fill = 1.0 if name.endswith(".weight") else 0.0
+            writer.write_tensor_data(np.full(shape, fill, dtype=np.float32))
+            continue
+        data = np.empty(shape, dtype=np.float16)
+        step = max(1, (1 << 24) // shape[1])  # ~64 MB of float32 at a time
+        for row in range(0, shape[0], step):
+            chunk = rng.standard_normal((min(step, shape[0] - row), shape[1]), dtype=np.float32)
+            data[row : row + step] = chunk * 0.02
+        writer.write_tensor_data(data)
+        del data
+    writer.close()
+    if ftype is None:
+        return
+    try:
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = ftype
+        params.nthread = threads or 0  # 0: llama.cpp uses every core
+        status = llama_cpp.llama_model_quantize(
+            str(f16_path).encode(), str(target).encode(), ctypes.byref(params)
+        )
+        if status != 0:
+            raise RuntimeError(f"llama_model_quantize failed ({status}) for {target}")
+    finally:
+        f16_path.unlink(missing_ok=True)
+
+
+def nemotron_gguf(cache_dir: Path, *, threads: int | None = None, **params: Any) -> Path:
+    """The cached random-weight nemotron GGUF for `params` (see `build_nemotron_gguf`), built
+    on first use. The file name carries a hash of the parameters and the recipe version; the
+    file is written under a temporary name and renamed, so a crash never leaves a half file."""
+    import hashlib
+
+    # Defaults resolved first, so naming a default explicitly finds the same file.
+    resolved = {**NEMOTRON_MINI_4B, "quantization": "Q4_K_M", "seed": 0, **params}
+    key = json.dumps({"version": NEMOTRON_GGUF_VERSION, **resolved}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    quant = str(resolved["quantization"]).lower()
+    target = cache_dir / f"random-nemotron-{digest}-{quant}.gguf"
+    if target.is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        _LOGGER.info("building random-weight nemotron GGUF %s (%s)", target, key)
+        build_nemotron_gguf(scratch, threads=threads, **params)
+        scratch.rename(target)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return target
 
 
 # Model name -> builder; each model is built in a folder of its name.
