@@ -20,6 +20,7 @@ from hsi_client import DETECTOR_DEFAULT_CLASSES
 
 ADDON_OPTIONS_PATH = Path("/data/options.json")
 PROFILES = ("default", "tiny", "scripted")
+RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")  # HSI_RUNTIME (runtime/accel.py)
 # The scripted profile (tests only) has no LLM; its models load in no time, so all start loaded.
 SCRIPTED_PRELOAD = ("detector", "clip", "florence")
 GPU_BATCH = 16
@@ -58,6 +59,8 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     torch_threads: int | None = None
+    runtime: str = "auto"
+    detector_size: int = 640
     warmup: bool = True
     preload: tuple[str, ...] = ("detector", "llm")
     florence_path: str | None = None
@@ -235,6 +238,14 @@ def _opt_url(value: Any) -> str | None:
     return text.rstrip("/")
 
 
+def _detector_size(value: Any) -> int:
+    """RT-DETR's feature maps are 1/32 of the input: a multiple of 32 keeps them exact."""
+    number = _int_range(160, 1280)(value)
+    if number % 32:
+        raise ValueError("must be a multiple of 32 between 160 and 1280 (e.g. 640, 480, 320)")
+    return number
+
+
 def _log_level(value: Any) -> str:
     return _choice(("debug", "info", "warning", "error"))(value).upper()
 
@@ -300,7 +311,24 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("tls_cert", "HSI_TLS_CERT", _opt_path, "TLS certificate (PEM)"),
     SettingSpec("tls_key", "HSI_TLS_KEY", _opt_path, "TLS private key (PEM)"),
-    SettingSpec("torch_threads", "HSI_TORCH_THREADS", _int_range(1, 1024), "CPU threads for torch"),
+    SettingSpec(
+        "torch_threads",
+        "HSI_TORCH_THREADS",
+        _int_range(1, 1024),
+        "CPU threads for torch and HSI_RUNTIME (default: the cores)",
+    ),
+    SettingSpec(
+        "runtime",
+        "HSI_RUNTIME",
+        _choice(RUNTIMES),
+        "detector and CLIP image runtime on CPU: auto, torch, onnxruntime or openvino",
+    ),
+    SettingSpec(
+        "detector_size",
+        "HSI_DETECTOR_SIZE",
+        _detector_size,
+        "detector input size in pixels (square; 640, 480, 320: smaller is faster)",
+    ),
     SettingSpec("warmup", "HSI_WARMUP", _bool, "run one inference after each load"),
     SettingSpec("preload", "HSI_PRELOAD", _names, "models loaded at start (comma list)"),
     SettingSpec("log_level", "HSI_LOG_LEVEL", _log_level, "debug, info, warning or error"),

@@ -11,10 +11,12 @@ apply.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Settings
+from ..runtime.accel import AccelOptions, resolve_runtime
 from ..runtime.devices import DeviceInfo
 from ..runtime.registry import ModelSpec
 from . import clip, tiny, vlm
@@ -29,6 +31,8 @@ from .hub import (
     transformers_files,
 )
 from .llm import DEFAULT_FILE, DEFAULT_QUANT, DEFAULT_REPO, LlamaCppLLM, LLMBackend, RemoteLLM
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def tiny_source(settings: Settings, name: str) -> str:
@@ -143,11 +147,20 @@ def build_llm(
     )
 
 
+def accel_options(settings: Settings, device: DeviceInfo) -> AccelOptions:
+    """HSI_RUNTIME resolved for this host (runtime/accel.py), graphs cached in HSI_CACHE_DIR."""
+    runtime, reason = resolve_runtime(settings.runtime, device)
+    if reason:
+        _LOGGER.warning("HSI_RUNTIME=%s: torch serves (%s)", settings.runtime, reason)
+    return AccelOptions(runtime, settings.cache_dir / "onnx", settings.torch_threads)
+
+
 def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
     if settings.profile == "scripted":  # tests only; imported here, never by a real server
         from . import scripted
 
         return scripted.build_specs()
+    accel = accel_options(settings, device)
     store = ModelStore.from_settings(settings)
     gpu = device.is_cuda
     detector_w = hub_weights(
@@ -194,6 +207,8 @@ def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
             lambda: Detector(
                 _local(detector_w, lambda: detector_source(settings, device)),
                 device,
+                size=settings.detector_size,
+                accel=accel,
             ),
             priority=100,
             optional=False,
@@ -201,7 +216,7 @@ def build_specs(settings: Settings, device: DeviceInfo) -> list[ModelSpec]:
         ),
         ModelSpec(
             clip.Clip.name,
-            lambda: clip.Clip(_local(clip_w, lambda: clip_source(settings)), device),
+            lambda: clip.Clip(_local(clip_w, lambda: clip_source(settings)), device, accel=accel),
             priority=80,  # small, and used per detection (re-identification)
             size_gb=_size_gb(settings, device, 151e6, 0.0062),  # ViT-B/32
             weights=clip_w,

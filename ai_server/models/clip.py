@@ -20,6 +20,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image
 
+from ..runtime.accel import AccelError, AccelOptions, Graph, load_graph, runtime_info
 from ..runtime.devices import DeviceInfo
 from .base import ModelLoadError, hub_failure, module_bytes, resolve_source
 
@@ -54,14 +55,35 @@ def open_clip_name(source: str) -> str:
     return f"hf-hub:{resolved}"
 
 
+class _ImageTower(torch.nn.Module):
+    """CLIP's image tower as a graph: preprocessed pixels in, unnormalised features out."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        features: torch.Tensor = self.model.encode_image(pixels)
+        return features
+
+
 class Clip:
-    """Loads an open_clip checkpoint and embeds batches of images and texts."""
+    """Loads an open_clip checkpoint and embeds batches of images and texts.
+
+    With an accelerated runtime (`accel`), the image tower runs as an exported graph
+    (runtime/accel.py); texts stay in torch (short, cheap, and rarely on the hot path).
+    """
 
     name = "clip"
 
-    def __init__(self, source: str, device: DeviceInfo) -> None:
+    def __init__(
+        self, source: str, device: DeviceInfo, *, accel: AccelOptions | None = None
+    ) -> None:
         self.source = source
         self.device = device
+        self.accel = accel or AccelOptions()
+        self._graph: Graph | None = None
+        self._fallback: str | None = None  # why torch serves although another runtime was set
         self._model: Any = None
         self._preprocess: Any = None
         self._tokenizer: Any = None
@@ -98,6 +120,7 @@ class Clip:
         model.eval()
         with torch.inference_mode():
             dim = int(model.encode_text(tokenizer(["probe"]).to(self.device.device)).shape[-1])
+        graph, fallback = self._load_graph(model, preprocess)
         with self._lock:
             self._model, self._preprocess, self._tokenizer, self._dim = (
                 model,
@@ -105,13 +128,39 @@ class Clip:
                 tokenizer,
                 dim,
             )
+            self._graph, self._fallback = graph, fallback
+
+    def _load_graph(self, model: Any, preprocess: Any) -> tuple[Graph | None, str | None]:
+        if not self.accel.accelerated:
+            return None, None
+        # The tower's input shape is whatever the checkpoint's own preprocessing produces.
+        example = preprocess(Image.new("RGB", (64, 64))).unsqueeze(0).to(dtype=self.device.dtype)
+        try:
+            graph = load_graph(
+                _ImageTower(model),
+                example,
+                name="clip-image",
+                outputs=("features",),
+                options=self.accel,
+            )
+        except AccelError as err:
+            _LOGGER.warning("CLIP: %s is not used, torch serves: %s", self.accel.runtime, err)
+            return None, str(err)
+        _LOGGER.info("CLIP image tower: %s serves (%s)", graph.runtime, graph.device)
+        return graph, None
+
+    @property
+    def runtime(self) -> str:
+        """The runtime serving the image tower now: torch, onnxruntime or openvino."""
+        graph = self._graph
+        return "torch" if graph is None else graph.runtime
 
     def warmup(self) -> None:
         self.embed([ClipItem(image=Image.new("RGB", (64, 64))), ClipItem(text="a photo")])
 
     def unload(self) -> None:
         with self._lock:
-            self._model = self._preprocess = self._tokenizer = None
+            self._model = self._preprocess = self._tokenizer = self._graph = None
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"source": self.source, "device": self.device.device}
@@ -119,6 +168,7 @@ class Clip:
             info["dtype"] = str(self.device.dtype).removeprefix("torch.")
             info["parameters"] = sum(p.numel() for p in self._model.parameters())
             info["dim"] = self._dim
+            info.update(runtime_info(self._graph, self._fallback))
         return info
 
     def memory_bytes(self) -> int:
@@ -129,6 +179,7 @@ class Clip:
         """One L2-normalised float32 vector per item, in order."""
         with self._lock:
             model, preprocess, tokenizer = self._model, self._preprocess, self._tokenizer
+            graph = self._graph
         if model is None:
             raise ModelLoadError("CLIP is not loaded")
         out: list[Vector | None] = [None] * len(batch)
@@ -137,7 +188,8 @@ class Clip:
         if images:
             pixels = torch.stack([preprocess(image) for _, image in images])
             pixels = pixels.to(self.device.device, dtype=self.device.dtype)
-            vectors = _normalise(model.encode_image(pixels))
+            features = None if graph is None else self._run_graph(graph, pixels)
+            vectors = _normalise(model.encode_image(pixels) if features is None else features)
             for (index, _), vector in zip(images, vectors, strict=True):
                 out[index] = vector
         if texts:
@@ -147,9 +199,24 @@ class Clip:
                 out[index] = vector
         return [vector for vector in out if vector is not None]
 
+    def _run_graph(self, graph: Graph, pixels: torch.Tensor) -> Vector | None:
+        """The tower's features, or None after a failure (then torch serves from now on)."""
+        try:
+            (features,) = graph.run(pixels.float().numpy())
+        except Exception as err:  # the runtimes raise their own types
+            reason = f"{graph.runtime} failed to run: {type(err).__name__}: {err}"
+            with self._lock:
+                if self._graph is graph:  # log once, however many batches were in flight
+                    self._graph, self._fallback = None, reason
+                    _LOGGER.warning("CLIP: torch serves from now on: %s", reason)
+            return None
+        return features
 
-def _normalise(features: torch.Tensor) -> list[Vector]:
-    matrix = features.float().cpu().numpy().astype(np.float32)
+
+def _normalise(features: torch.Tensor | Vector) -> list[Vector]:
+    if isinstance(features, torch.Tensor):
+        features = features.float().cpu().numpy()
+    matrix = features.astype(np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return list(matrix / np.maximum(norms, 1e-12))
 

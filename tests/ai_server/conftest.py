@@ -38,7 +38,14 @@ def make_settings(model_cache: Path, tmp_path: Path) -> MakeSettings:
     """Settings for the tiny profile, isolated from the host's environment and add-on file."""
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"profile": "tiny", "cache_dir": model_cache, "device": "cpu"}
+        # torch: the routes under test do not depend on the runtime, and an exported graph
+        # costs each load ~0.3 s; tests/ai_server/test_runtime_*.py test the other runtimes.
+        values: dict[str, Any] = {
+            "profile": "tiny",
+            "cache_dir": model_cache,
+            "device": "cpu",
+            "runtime": "torch",
+        }
         values.update(overrides)
         return load_settings(env={}, options_path=tmp_path / "no-options.json", **values)
 
