@@ -1,0 +1,75 @@
+"""bench/event.py: a CI-sized run (the tiny profile's models and a scaled-down nemotron GGUF, one
+warm-up and one timed event) of the real command line against a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LLM_TOKENS = 24
+
+
+@pytest.fixture(scope="module")
+def event_run(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("event")
+    command = [
+        sys.executable, str(ROOT / "bench" / "event.py"), "--models", "tiny",
+        "--events", "1", "--warmup", "1", "--llm-max-tokens", str(LLM_TOKENS),
+        "--threads", "2", "--cache", str(model_cache),
+        "--json", str(out / "event.json"), "--markdown", str(out / "event.md"),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "HSI_CACHE_DIR": str(model_cache)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((out / "event.json").read_text()), (out / "event.md").read_text()
+
+
+def test_every_stage_is_timed_and_the_llm_answers(event_run: tuple[dict, str]) -> None:
+    result, _ = event_run
+    assert [e["warmup"] for e in result["events"]] == [True, False]
+    event = result["events"][1]
+    assert set(event["stages_ms"]) == {"enrich", "describe", "risk", "total"}
+    assert event["llm_status"] == "used" and event["risk_source"] == "llm"
+    # The metadata carries a person and a car per frame (random boxes are noise).
+    assert event["objects"] == 2 * 4
+    probe = event["llm_probe"]
+    assert probe["prompt_tokens"] > 100
+    assert 1 <= probe["completion_tokens"] <= LLM_TOKENS
+    # The preliminary alert is the first frame's answer: it never waits for /analyze.
+    assert event["preliminary_ms"] <= event["detect_burst_ms"] < event["full_ms"]
+    assert event["full_ms"] == pytest.approx(event["detect_burst_ms"] + event["analyze_ms"])
+
+
+def test_report_names_the_machine_and_the_figures(event_run: tuple[dict, str]) -> None:
+    result, markdown = event_run
+    assert result["cpu_model"] and len(result["load_average_start"]) == 3
+    assert result["runtime"] == "torch" and result["stages"] == ["enrich", "describe", "llm"]
+    names = set(result["summary"])
+    assert "preliminary alert (/detect?embed=1, frame 1)" in names
+    assert "LLM probe: prefill (time to first token)" in names
+    assert all(row["n"] == 1 for row in result["summary"].values())
+    assert "| preliminary alert (/detect?embed=1, frame 1) |" in markdown
+    assert result["cpu_model"] in markdown
+
+
+def test_stages_can_be_turned_off() -> None:
+    from bench import event
+
+    args = event._args(["--stages", "enrich", "--captions", "0"])
+    assert args.stages == ("enrich",)
+    assert event._args(["--captions", "0"]).stages == ("enrich", "llm")
+    with pytest.raises(SystemExit):
+        event._args(["--stages", "enrich,dream"])
