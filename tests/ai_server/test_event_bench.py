@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,9 @@ LLM_TOKENS = 24
 
 
 @pytest.fixture(scope="module")
-def event_run(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tuple[dict, str]:
+def event_run(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("event")
     command = [
         sys.executable, str(ROOT / "bench" / "event.py"), "--models", "tiny",
@@ -37,7 +40,7 @@ def event_run(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tu
     return json.loads((out / "event.json").read_text()), (out / "event.md").read_text()
 
 
-def test_every_stage_is_timed_and_the_llm_answers(event_run: tuple[dict, str]) -> None:
+def test_every_stage_is_timed_and_the_llm_answers(event_run: tuple[dict[str, Any], str]) -> None:
     result, _ = event_run
     assert [e["warmup"] for e in result["events"]] == [True, False]
     event = result["events"][1]
@@ -53,7 +56,7 @@ def test_every_stage_is_timed_and_the_llm_answers(event_run: tuple[dict, str]) -
     assert event["full_ms"] == pytest.approx(event["detect_burst_ms"] + event["analyze_ms"])
 
 
-def test_report_names_the_machine_and_the_figures(event_run: tuple[dict, str]) -> None:
+def test_report_names_the_machine_and_the_figures(event_run: tuple[dict[str, Any], str]) -> None:
     result, markdown = event_run
     assert result["cpu_model"] and len(result["load_average_start"]) == 3
     assert result["runtime"] == "torch" and result["stages"] == ["enrich", "describe", "llm"]
