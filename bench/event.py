@@ -259,6 +259,7 @@ async def llm_probe(
     decode_s = ended - (first or ended)
     cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
     return {
+        "prompt_chars": sum(len(m["content"]) for m in prompt.messages),
         "prompt_tokens": usage.get("prompt_tokens"),
         "prompt_tokens_cached": cached,
         "completion_tokens": tokens,
@@ -420,7 +421,8 @@ def markdown(result: dict[str, Any]) -> str:
     if probes:
         rates = [p["decode_tokens_per_s"] for p in probes if p["decode_tokens_per_s"]]
         lines.append(
-            f"LLM probe: {probes[0]['prompt_tokens']} prompt tokens, "
+            f"LLM probe: {probes[0]['prompt_tokens']} prompt tokens "
+            f"({probes[0]['prompt_chars']} characters of chat messages), "
             f"{statistics.median([p['prompt_tokens_cached'] for p in probes]):.0f} from the "
             f"prefix cache (median), {probes[0]['completion_tokens']} answer tokens, "
             f"decoding {statistics.median(rates) if rates else float('nan'):.2f} tokens/s."
