@@ -12,8 +12,10 @@ told otherwise) and drives it the way the Home Assistant integration does
   (hsi_client.key_frames) and the metadata the integration sends (camera, times, detections per
   key frame, time of day, home mode, zones, recent events) go to `/analyze` (ANALYZE_ATTEMPTS
   tries, ANALYZE_RETRY_DELAY doubling, as the analyser does);
-- all cameras share MAX_CONCURRENT_REQUESTS calls in flight, as one config entry does
-  (`--in-flight 0`: no client-side limit, as many Home Assistant instances would be).
+- all cameras share MAX_CONCURRENT_DETECTS /detect and MAX_CONCURRENT_ANALYSES /analyze calls
+  in flight (two budgets), as one config entry does (`--in-flight N`: one budget of N shared by
+  both, as the integration had before; `--in-flight 0`: no client-side limit, as many Home
+  Assistant instances would be).
 
 The retry and concurrency constants are read from custom_components/hsi/const.py, so the
 simulation follows the integration when those change.
@@ -93,7 +95,8 @@ DRAIN_S = 60.0  # after a run's window: how long in-flight calls may still finis
 KNEE_STEPS = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 CONST_FILE = ROOT / "custom_components" / "hsi" / "const.py"
 INTEGRATION_CONSTANTS = (
-    "MAX_CONCURRENT_REQUESTS",
+    "MAX_CONCURRENT_DETECTS",
+    "MAX_CONCURRENT_ANALYSES",
     "DETECT_ATTEMPTS",
     "MAX_RETRY_AFTER",
     "ANALYZE_ATTEMPTS",
@@ -216,7 +219,7 @@ class Run:
     client: HsiClient
     args: argparse.Namespace
     constants: dict[str, float]
-    limit: asyncio.Semaphore | None
+    limits: dict[str, asyncio.Semaphore] | None  # per call kind (one object when shared)
     calls: dict[str, CallStats] = field(
         default_factory=lambda: {kind: CallStats() for kind in ("detect", "analyze")}
     )
@@ -226,11 +229,11 @@ class Run:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self.limit is None:
+    async def slot(self, kind: str) -> AsyncIterator[None]:
+        if self.limits is None:
             yield
         else:
-            async with self.limit:
+            async with self.limits[kind]:
                 yield
 
     def spawn(self, coro: Any, name: str) -> None:
@@ -254,7 +257,7 @@ class Run:
     async def call(self, kind: str, coro_factory: Any) -> tuple[Any, HsiError | None]:
         """One HTTP request in a slot; (result, None) or (None, error), recorded under `kind`."""
         stats = self.calls[kind]
-        async with self.slot():
+        async with self.slot(kind):
             stats.attempts += 1
             started = time.perf_counter()
             try:
@@ -660,12 +663,15 @@ def limits(report: dict[str, Any]) -> list[str]:
     frame, detect = report["latency_ms"]["frame"], report["latency_ms"]["detect"]
     if frame["p95_ms"] and detect["p95_ms"] and frame["p95_ms"] > 2 * detect["p95_ms"]:
         in_flight = report["config"]["in_flight"]
-        why = (
-            f"for one of the {in_flight} calls in flight (the integration's limit; /analyze "
-            "calls hold slots for seconds)"
-            if isinstance(in_flight, int)
-            else "out Retry-After before asking again"
-        )
+        if isinstance(in_flight, int):
+            why = (
+                f"for one of the {in_flight} calls in flight (one budget shared with /analyze, "
+                "whose calls hold slots for seconds)"
+            )
+        elif in_flight == "unlimited":
+            why = "out Retry-After before asking again"
+        else:
+            why = f"for a /detect slot ({in_flight} calls in flight)"
         found.append(
             f"frames wait on the client side {why}: frame p95 {frame['p95_ms']:.0f} ms vs "
             f"request p95 {detect['p95_ms']:.0f} ms"
@@ -702,13 +708,22 @@ async def load_run(
 ) -> dict[str, Any]:
     """`cameras_count` cameras for `duration_s` seconds against a running server; the report."""
     constants = integration_constants()
-    in_flight = (
-        int(constants["MAX_CONCURRENT_REQUESTS"]) if args.in_flight is None else args.in_flight
-    )
+    in_flight: int | str
+    limits: dict[str, asyncio.Semaphore] | None
+    if args.in_flight is None:  # the integration's two budgets
+        detects = int(constants["MAX_CONCURRENT_DETECTS"])
+        analyses = int(constants["MAX_CONCURRENT_ANALYSES"])
+        in_flight = f"{detects} /detect + {analyses} /analyze"
+        limits = {"detect": asyncio.Semaphore(detects), "analyze": asyncio.Semaphore(analyses)}
+    elif args.in_flight > 0:  # one budget shared by both
+        in_flight, shared = args.in_flight, asyncio.Semaphore(args.in_flight)
+        limits = {"detect": shared, "analyze": shared}
+    else:
+        in_flight, limits = 0, None
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         client = HsiClient(server.base_url, session, api_key=args.api_key)
-        run = Run(client, args, constants, asyncio.Semaphore(in_flight) if in_flight > 0 else None)
+        run = Run(client, args, constants, limits)
         size = tuple(int(v) for v in args.image_size.split("x"))
         cameras = [
             Camera(i, camera_frames(i, args.frames_per_camera, (size[0], size[1])), run)
@@ -749,7 +764,7 @@ def build_report(
     cameras_count: int,
     duration_s: float,
     elapsed: float,
-    in_flight: int,
+    in_flight: int | str,
     run: Run,
     cameras: Sequence[Camera],
     observer: Observer,
@@ -1116,8 +1131,9 @@ def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--in-flight",
         type=int,
-        help="calls in flight across all cameras (default: the integration's "
-        "MAX_CONCURRENT_REQUESTS; 0: unlimited)",
+        help="calls in flight across all cameras, one budget shared by /detect and /analyze "
+        "(default: the integration's two budgets, MAX_CONCURRENT_DETECTS and "
+        "MAX_CONCURRENT_ANALYSES; 0: unlimited)",
     )
     parser.add_argument(
         "--confidence", type=float, help="camera threshold (default: the integration's)"

@@ -79,7 +79,9 @@ class Analyzer:
         self.gallery = gallery
         self.store = store
         self.options = options
-        self._semaphore = asyncio.Semaphore(const.MAX_CONCURRENT_REQUESTS)
+        # Separate budgets: a slow /analyze never delays the next frame's /detect.
+        self._detects = asyncio.Semaphore(const.MAX_CONCURRENT_DETECTS)
+        self._analyses = asyncio.Semaphore(const.MAX_CONCURRENT_ANALYSES)
         self._failing = False  # log a failing server once, and once when it answers again
 
     # Server health -------------------------------------------------------------------------
@@ -111,7 +113,7 @@ class Analyzer:
         """/detect with embeddings; a busy server is asked again after its Retry-After."""
         for attempt in range(const.DETECT_ATTEMPTS):
             try:
-                async with self._semaphore:
+                async with self._detects:
                     result = await self.client.detect(image, confidence=confidence, embed=True)
             except HsiError as err:
                 last = attempt + 1 == const.DETECT_ATTEMPTS
@@ -250,7 +252,7 @@ class Analyzer:
         reason = "unknown"
         for attempt in range(const.ANALYZE_ATTEMPTS):
             try:
-                async with self._semaphore:
+                async with self._analyses:
                     result = await self.client.analyze([f.image for f in frames], metadata)
             except HsiNotSupportedError:
                 return None, "server has no /analyze"

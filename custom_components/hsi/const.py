@@ -138,7 +138,10 @@ SIGNAL_SNOOZE: Final = f"{DOMAIN}_camera_snooze_{{}}"
 MAX_KEY_FRAMES: Final = 4
 MAX_ALERTS_REMEMBERED: Final = 100  # recent alerts the cooldown looks at, across cameras
 MAX_BATCH_FRAMES: Final = 32
-MAX_CONCURRENT_REQUESTS: Final = 4  # server calls in flight across all cameras
+# Server calls in flight across all cameras, in two budgets: an /analyze holds its call for
+# seconds (the LLM), so a shared budget made frames wait behind analyses (docs/reliability.md).
+MAX_CONCURRENT_DETECTS: Final = 3  # /detect: frames
+MAX_CONCURRENT_ANALYSES: Final = 2  # /analyze: closed batches
 DETECT_ATTEMPTS: Final = 3  # a busy server (503 queue full) gets two more tries per frame
 MAX_RETRY_AFTER: Final = 5.0  # seconds: the longest Retry-After a frame waits for
 ANALYZE_ATTEMPTS: Final = 3

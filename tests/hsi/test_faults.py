@@ -7,6 +7,7 @@ Each test counts the records in the entry's store and the `hsi_security_event` b
 - a server that answers /analyze slowly, with 500s, garbage, a proxy's HTML page, a proxy's JSON
   under a wrong label, or closes the connection mid-body: the event falls back to the rules
   (marked so), exactly once; a good analysis under a wrong label is used;
+- analyses held by the server (a slow LLM) while frames keep being answered (separate budgets);
 - Home Assistant stopping (the entry unloaded) with a batch open, with an /analyze in flight and
   with a preliminary alert waiting for its analysis, then set up again;
 - a full disk while the images are saved: an error logged once, the record kept.
@@ -29,7 +30,7 @@ from unittest.mock import patch
 from aiohttp import web
 from freezegun.api import FrozenDateTimeFactory
 from hsi_client import client as hsi_client_module
-from hsi_client.testing import Answer, FakeServer, detection, scene_frame
+from hsi_client.testing import JPEG, Answer, FakeServer, detection, scene_frame
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -38,6 +39,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 import pytest_socket
 
+from custom_components.hsi import const
 from custom_components.hsi.const import DOMAIN
 from custom_components.hsi.coordinator import ISSUE_UNREACHABLE
 from custom_components.hsi.store import EventFilter
@@ -462,6 +464,59 @@ async def test_a_good_analysis_under_a_wrong_content_type_is_used(
         for r in caplog.records
         if r.levelname == "WARNING"
     )
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_frames_are_answered_while_analyses_are_held(
+    hass: HomeAssistant, demo_camera: str, socket_enabled: None, aiohttp_server: Any
+) -> None:
+    """Frames and analyses have separate call budgets: with more analyses than the old shared
+    budget (4) held by the server, a frame's /detect is still answered at once; the server
+    never holds more than MAX_CONCURRENT_ANALYSES of them; all finish once released."""
+    fake = FakeServer(embed_supported=False)
+    fake.default_detections = [detection("person", 0.8)]
+    release = asyncio.Event()
+    budget_full = asyncio.Event()
+    held: list[str] = []
+    most_held = 0
+
+    @web.middleware
+    async def hold_analyses(request: web.Request, handler: Any) -> web.StreamResponse:
+        nonlocal most_held
+        if (request.method, request.path) != ("POST", "/analyze"):
+            return await handler(request)
+        held.append(request.path)
+        most_held = max(most_held, len(held))
+        if len(held) == const.MAX_CONCURRENT_ANALYSES:
+            budget_full.set()
+        try:
+            await release.wait()  # a slow LLM
+            return await handler(request)
+        finally:
+            held.pop()
+
+    app = fake.app()
+    app.middlewares.insert(0, hold_analyses)
+    running = await aiohttp_server(app)
+    fake.url = str(running.make_url("")).rstrip("/")
+    entry = await setup_integration(hass, make_entry(fake.url))
+    analyzer = entry.runtime_data.analyzer
+    (watcher,) = entry.runtime_data.watchers.values()
+    pictures = [
+        hass.async_create_task(analyzer.analyze_picture(JPEG, watcher.settings, "action"))
+        for _ in range(4)
+    ]
+    # Hang guards, not timings: without separate budgets the frame below waits for ever.
+    async with asyncio.timeout(30):
+        await budget_full.wait()
+        result = await analyzer.detect(JPEG, 0.5)
+    assert [d.label for d in result.detections] == ["person"]
+    assert not any(task.done() for task in pictures)  # the analyses are still held
+    release.set()
+    async with asyncio.timeout(30):
+        outcomes = await asyncio.gather(*pictures)
+    assert [o.event.risk.source for o in outcomes] == ["llm"] * 4  # the server's, no fallback
+    assert most_held == const.MAX_CONCURRENT_ANALYSES
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
