@@ -288,10 +288,14 @@ def export_onnx(
     handle, scratch = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".part", dir=path.parent)
     os.close(handle)
     axes = {"input": {0: "batch"}, **{out: {0: "batch"} for out in outputs}}
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             # Tracer and deprecation warnings: about shapes the input size fixes anyway.
             warnings.simplefilter("ignore")
+            # nn.MultiheadAttention's fused inference path (CLIP's ViT) has no ONNX export;
+            # the composite path it replaces computes the same.
+            torch.backends.mha.set_fastpath_enabled(False)
             torch.onnx.export(
                 module,
                 (example,),
@@ -304,7 +308,10 @@ def export_onnx(
             )
         Path(scratch).replace(path)
     except Exception as err:  # the exporter raises many types; all mean "no graph"
-        raise AccelError(f"ONNX export failed: {type(err).__name__}: {err}") from err
+        # Its messages can carry the whole traced graph: the first line says what failed.
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise AccelError(f"ONNX export failed: {type(err).__name__}: {first}") from err
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         with contextlib.suppress(OSError):
             Path(scratch).unlink()
