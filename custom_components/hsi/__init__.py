@@ -6,8 +6,8 @@ import asyncio
 
 from hsi_client import HsiAuthError, HsiClient, HsiError
 
-from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.const import CONF_API_KEY, CONF_URL, EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -109,7 +109,24 @@ async def async_setup_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
     for watcher in runtime.watchers.values():
         watcher.async_start()
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+
+    async def _async_on_stop(_event: Event) -> None:
+        # Home Assistant does not unload config entries when it stops (Restart, SIGTERM):
+        # flush what unloading flushes, or an open batch would die with the process.
+        await _async_stop_watchers(entry)
+        await runtime.notifier.async_drain()
+
+    # Not listen_once: removing a once-listener after it fired is an error, and the entry may
+    # be unloaded after the stop event (tests do that).
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_on_stop))
     return True
+
+
+async def _async_stop_watchers(entry: HsiConfigEntry) -> None:
+    """Stop every camera's watcher: open batches and running analyses are recorded, stored."""
+    runtime = entry.runtime_data
+    await asyncio.gather(*(w.async_stop() for w in runtime.watchers.values()))
+    await runtime.gallery.async_save()
 
 
 def _device_ids(entry: HsiConfigEntry) -> set[tuple[str, str]]:
@@ -146,7 +163,5 @@ async def async_remove_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> None
 
 async def async_unload_entry(hass: HomeAssistant, entry: HsiConfigEntry) -> bool:
     """Stop the watchers, save the stores, unload the platforms."""
-    runtime = entry.runtime_data
-    await asyncio.gather(*(w.async_stop() for w in runtime.watchers.values()))
-    await runtime.gallery.async_save()
+    await _async_stop_watchers(entry)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

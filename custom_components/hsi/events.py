@@ -6,6 +6,7 @@ event entity or the alert finds the event and its images through the store and t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from homeassistant.core import HomeAssistant, callback
@@ -25,13 +26,14 @@ def async_publish_event(
     update: bool,
     frames: Sequence[bytes] = (),
     keep_images: bool = False,
-) -> None:
+) -> asyncio.Task[None]:
     """Store the event, then fire `hsi_security_event`, signal the event entity, alert.
 
     `snapshot` None and no `frames` keep the images an update's event already has; so does
-    `keep_images`, which uses the given ones only where the record has none.
+    `keep_images`, which uses the given ones only where the record has none. Returns the task,
+    which a stopping watcher awaits (Home Assistant's stop does not wait for older tasks).
     """
-    entry.async_create_task(
+    return entry.async_create_task(
         hass,
         _async_publish(
             hass, entry, event, snapshot, tuple(frames), update=update, keep_images=keep_images

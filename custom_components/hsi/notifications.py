@@ -53,6 +53,8 @@ from .models import HsiConfigEntry, PipelineOptions, SecurityEvent
 from .policy import AlertPlan, AlertRules, QuietMode, Route, Sent, plan_alert
 
 MOBILE_APP_ACTION_EVENT = "mobile_app_notification_action"
+# How long a stopping Home Assistant waits for alerts on their way (HA gives its stop 100 s).
+DRAIN_TIMEOUT = 15
 
 
 class TargetPlatform(StrEnum):
@@ -193,6 +195,7 @@ class Notifier:
         self.snoozes: dict[str, datetime] = {}
         self._lock = asyncio.Lock()  # sends go out in the order events were recorded
         self._cleared: set[str] = set()  # tags cleared after feedback
+        self._sending: set[asyncio.Task[None]] = set()  # alerts on their way (async_drain)
 
     # Snooze ----------------------------------------------------------------------------------
 
@@ -240,10 +243,18 @@ class Notifier:
         self.ledger.move_to_end(event.event_id)
         while len(self.ledger) > MAX_SENT_REMEMBERED:
             self.ledger.popitem(last=False)
-        self.entry.async_create_background_task(
+        sending = self.entry.async_create_background_task(
             self.hass, self._async_send(event, plan), f"hsi notify {event.camera_name}"
         )
+        self._sending.add(sending)
+        sending.add_done_callback(self._sending.discard)
         return plan
+
+    async def async_drain(self) -> None:
+        """Wait for the alerts on their way (Home Assistant stopping: an event recorded at the
+        stop still alerts, before the process ends and takes the background task with it)."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=DRAIN_TIMEOUT)
 
     @callback
     def async_on_store(self, kind: str, event: SecurityEvent) -> None:

@@ -84,7 +84,12 @@ class CameraWatcher:
         self.settings = settings
         self.coordinator = HsiCameraCoordinator(hass, entry, settings.name)
         self._batcher = EventBatcher(const.MAX_BATCH_FRAMES)
-        self._state = CameraState()
+        # The last stored event again after a restart: its sensors, the threat hold and
+        # the repeat/update decisions carry on where they were (the store is loaded by now).
+        last = analyzer.store.recent(settings.camera_id, limit=1)
+        self._state = CameraState(last_event=last[0] if last else None)
+        self._state = replace(self._state, threat=self._threat_now(self._state))
+        self.coordinator.data = self._state
         self._unsubs: list[CALLBACK_TYPE] = []
         self._timers: dict[str, CALLBACK_TYPE] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -93,6 +98,8 @@ class CameraWatcher:
         # Closed batches whose analysis has not been recorded yet: flushed by the rules when
         # the integration stops before their /analyze answers (nothing is dropped).
         self._analysing: dict[str, Batch] = {}
+        # Events being stored: a stop waits for them before the store closes.
+        self._publishing: set[asyncio.Task[None]] = set()
 
     @property
     def options(self) -> PipelineOptions:
@@ -108,7 +115,10 @@ class CameraWatcher:
 
     @callback
     def async_start(self) -> None:
-        """Attach the triggers."""
+        """Attach the triggers (and end a restored threat when its hold runs out)."""
+        if self._state.threat and (last := self._state.last_event) is not None:
+            left = self.options.threat_hold - (dt_util.utcnow() - last.ended_at).total_seconds()
+            self._set_timer("threat", max(left, 0) + 0.1, self._on_threat_hold)
         if self.settings.trigger_entity:
             self._unsubs.append(
                 async_track_state_change_event(
@@ -149,6 +159,8 @@ class CameraWatcher:
                 batch, self.settings, reason="integration unloaded"
             )
             self._record(Outcome(event, frame.image))  # no executor work while unloading
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = self.entry.async_create_task(self.hass, coro, name, eager_start=False)
@@ -160,14 +172,16 @@ class CameraWatcher:
     def _publish(self, **changes: Any) -> None:
         """Publish a new state: the changes, with the threat recomputed for now."""
         state = replace(self._state, **changes)
-        threat = is_threat(
+        self._state = replace(state, threat=self._threat_now(state))
+        self.coordinator.async_set_updated_data(self._state)
+
+    def _threat_now(self, state: CameraState) -> bool:
+        return is_threat(
             state.last_event,
             dt_util.utcnow(),
             self.options.threat_threshold,
             self.options.threat_hold,
         )
-        self._state = replace(state, threat=threat)
-        self.coordinator.async_set_updated_data(self._state)
 
     @callback
     def async_set_enabled(self, enabled: bool) -> None:
@@ -349,7 +363,7 @@ class CameraWatcher:
         changes: dict[str, Any] = {"last_event": event}
         if snapshot is not None:
             changes |= {"snapshot": snapshot, "snapshot_at": dt_util.utcnow()}
-        async_publish_event(
+        publishing = async_publish_event(
             self.hass,
             self.entry,
             event,
@@ -358,6 +372,8 @@ class CameraWatcher:
             frames=outcome.frames,
             keep_images=repeat,
         )
+        self._publishing.add(publishing)
+        publishing.add_done_callback(self._publishing.discard)
         self._publish(**changes)
         if event.risk.risk_score >= self.options.threat_threshold:
             self._set_timer("threat", self.options.threat_hold + 0.1, self._on_threat_hold)
