@@ -96,8 +96,14 @@ class Stack:
 
     # Processes -------------------------------------------------------------------------------
 
-    async def start_server(self, profile: str = "scripted", **env: str) -> None:
-        """The AI server on its port; waits until /health answers with every model loaded."""
+    async def start_server(
+        self,
+        profile: str = "scripted",
+        ready: Callable[[dict[str, Any]], bool] | None = None,
+        **env: str,
+    ) -> None:
+        """The AI server on its port; waits until /health says `ready` (default: healthy or
+        degraded, i.e. done loading what it preloads)."""
         self.server_starts += 1
         self.server = await demo.start(
             "the AI server",
@@ -120,6 +126,8 @@ class Stack:
         async def answers() -> dict[str, Any] | None:
             async with self.session.get(f"{self.server_url}/health") as response:
                 health: dict[str, Any] = await response.json()
+                if ready is not None:
+                    return health if ready(health) else None
                 return health if health.get("status") in ("healthy", "degraded") else None
 
         await demo.wait_until(self.server, "the AI server's health", answers, 180)
