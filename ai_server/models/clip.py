@@ -172,7 +172,8 @@ class Clip:
         return info
 
     def memory_bytes(self) -> int:
-        return module_bytes(self._model)
+        graph = self._graph
+        return module_bytes(self._model) + (0 if graph is None else graph.memory_bytes())
 
     @torch.inference_mode()
     def embed(self, batch: Sequence[ClipItem]) -> list[Vector]:

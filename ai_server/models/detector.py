@@ -178,7 +178,8 @@ class Detector:
         return [] if model is None else list(model.config.id2label.values())
 
     def memory_bytes(self) -> int:
-        return module_bytes(self._model)
+        graph = self._graph
+        return module_bytes(self._model) + (0 if graph is None else graph.memory_bytes())
 
     @torch.inference_mode()
     def detect(self, batch: list[DetectRequest]) -> list[list[Detection]]:

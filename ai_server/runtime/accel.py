@@ -152,6 +152,14 @@ class Graph:
     def info(self) -> dict[str, Any]:
         return {"runtime": self.runtime, "runtime_device": self.device, "graph": self.path.name}
 
+    def memory_bytes(self) -> int:
+        """The runtime's copy of the weights, about the graph file's size (the torch module
+        stays loaded beside it, for the texts and as the fallback)."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
 
 class _OrtGraph(Graph):
     def __init__(self, path: Path, threads: int, exported: bool) -> None:
