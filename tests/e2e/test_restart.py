@@ -132,7 +132,10 @@ async def test_restart_with_an_alert_pending(tmp_path: Path) -> None:
         await stack.wait_state(RISK, lambda s: s == str(event["risk_score"]))
         await stack.wait_state(stack.connectivity, lambda s: s == "on")
         assert len(await stack.events()) == 1
-        assert not stack.ha_errors(), "\n".join(stack.ha_errors())
+        # A health poll that met the held server may have said so (the coordinator's one
+        # "Error fetching" line); nothing else.
+        errors = [e for e in stack.ha_errors() if "Error fetching hsi server data" not in e]
+        assert not errors, "\n".join(errors)
 
 
 async def alerts_of_async(stack: Stack, event: dict[str, Any]) -> list[dict[str, Any]]:
