@@ -29,10 +29,11 @@ import pytest
 import torch
 from PIL import Image
 
+from ai_server.config import ConfigError, Settings, load_settings
 from ai_server.models import tiny
 from ai_server.models.clip import Clip, ClipItem
 from ai_server.models.detector import Detection, Detector, DetectRequest
-from ai_server.runtime.accel import AccelOptions
+from ai_server.runtime.accel import AccelOptions, intel_cpu, resolve_runtime
 from ai_server.runtime.devices import DeviceInfo
 
 from .conftest import image_bytes
@@ -297,3 +298,33 @@ async def test_server_process_detects_as_torch_does(
             ]
         ],
     )
+
+
+def test_runtime_and_size_settings(tmp_path: Path) -> None:
+    no_options = tmp_path / "options.json"  # not the host's add-on options
+    settings = load_settings(
+        env={"HSI_RUNTIME": "OpenVINO", "HSI_DETECTOR_SIZE": "480"}, options_path=no_options
+    )
+    assert (settings.runtime, settings.detector_size) == ("openvino", 480)
+    assert (Settings().runtime, Settings().detector_size) == ("auto", 640)
+    for env in (
+        {"HSI_RUNTIME": "tensorrt"},
+        {"HSI_DETECTOR_SIZE": "500"},
+        {"HSI_DETECTOR_SIZE": "96"},
+    ):
+        with pytest.raises(ConfigError, match=next(iter(env))):
+            load_settings(env=env, options_path=no_options)
+
+
+def test_auto_runtime_choice() -> None:
+    """auto: OpenVINO on an Intel CPU, else ONNX Runtime; torch on CUDA, saying why when
+    another runtime was asked for."""
+    assert resolve_runtime("auto", CPU) == (
+        ("openvino", None) if intel_cpu() else ("onnxruntime", None)
+    )
+    assert resolve_runtime("onnxruntime", CPU) == ("onnxruntime", None)
+    assert resolve_runtime("torch", CPU) == ("torch", None)
+    cuda = DeviceInfo("cuda:0", torch.float16)
+    assert resolve_runtime("auto", cuda) == ("torch", None)
+    runtime, reason = resolve_runtime("openvino", cuda)
+    assert runtime == "torch" and reason and "CUDA" in reason
