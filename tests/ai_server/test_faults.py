@@ -373,81 +373,29 @@ async def _settled(base: str, process: subprocess.Popen[bytes], folder: Path) ->
             await asyncio.sleep(0.25)
 
 
-@pytest.mark.parametrize(
-    ("disk", "cause"),
-    [
-        # A full disk for real: the detector's partial download is a link to /dev/full, where
-        # every write fails with ENOSPC.
-        ("full", "No space left on device"),
-        # A folder that cannot be written even by root (no mount needed): a regular file
-        # stands where the models folder must be.
-        ("file in the way", "Not a directory"),
-    ],
-)
-async def test_a_disk_that_cannot_take_the_weights_degrades_the_server(
-    tmp_path: Path, model_cache: Path, fake_hub: FakeHub, disk: str, cause: str
+async def test_a_full_disk_and_a_read_only_data_folder_degrade_the_server(
+    tmp_path: Path, model_cache: Path, fake_hub: FakeHub, aiohttp_server: Any
 ) -> None:
-    """What the server writes to disk is downloaded weights (and the add-on's API key, below).
-    A disk that refuses them is a logged error naming the model, the folder and the cause,
-    /health degraded naming the model, the process up, the other models serving."""
-    models = tmp_path / "models"
-    if disk == "full":
-        folder = models / TINY_DETECTOR_REPO
-        folder.mkdir(parents=True)
-        (folder / "model.safetensors.part").symlink_to("/dev/full")
-    else:
-        blocker = tmp_path / "blocker"
-        blocker.write_text("a file, not a folder")
-        models = blocker / "models"
+    """What the server writes to disk: downloaded weights and the add-on's API key. One real
+    process meets both faults. The disk is full for the detector's download for real (its
+    partial file is a link to /dev/full, where every write fails with ENOSPC): a logged error
+    naming the model, the folder and the cause, /health degraded naming it, the process up, the
+    other models serving. /data cannot take the generated API key (a regular file stands where
+    the folder must be: unwritable even for root, no mount needed): the server starts anyway,
+    guarded by the key, which Home Assistant receives through discovery, and logs an error
+    saying the key lasts this run only."""
+    folder = tmp_path / "models" / TINY_DETECTOR_REPO
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors.part").symlink_to("/dev/full")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    supervisor = await FakeSupervisor().start(aiohttp_server)
     process, port = start_server(
         tmp_path,
         model_cache,
         RTDETR_MODEL_PATH=TINY_DETECTOR_REPO,
-        HSI_MODELS_DIR=str(models),
+        HSI_MODELS_DIR=str(tmp_path / "models"),
         HSI_PRELOAD="detector",
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        health = await _settled(base, process, tmp_path)
-        assert (health["status"], health["failed_models"]) == ("degraded", ["detector"])
-        error = health["models"]["detector"]["error"]
-        assert error.startswith(f"could not download detector ({TINY_DETECTOR_REPO}")
-        assert cause in error
-        if disk == "full":
-            assert f"cannot write into {models / TINY_DETECTOR_REPO}" in error
-        assert "HSI_MODELS_DIR" in error
-        assert any(
-            " ERROR " in line and cause in line and "detector" in line
-            for line in server_log(tmp_path).splitlines()
-        ), server_log(tmp_path)[-3000:]
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{base}/embed", json={"texts": ["a person"]}) as response:
-                assert response.status == 200  # CLIP (a local folder) keeps serving
-            async with session.post(
-                f"{base}/detect", data=image_bytes(), headers={"Content-Type": "image/jpeg"}
-            ) as response:
-                refused = await response.json()
-                assert response.status == 503, refused
-            assert cause in refused["error"]["message"]
-        assert process.poll() is None
-    finally:
-        process.terminate()
-        assert process.wait(timeout=30) == 0
-
-
-async def test_an_api_key_that_cannot_be_stored_guards_this_run(
-    tmp_path: Path, model_cache: Path, aiohttp_server: Any
-) -> None:
-    """The add-on generates its API key at first start; /data cannot take it (a regular file
-    stands where the folder must be: read-only even for root). The server starts anyway,
-    guarded by the key, which Home Assistant receives through discovery, and logs an error
-    saying the key lasts this run only."""
-    supervisor = await FakeSupervisor().start(aiohttp_server)
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file, not a folder")
-    process, port = start_server(
-        tmp_path,
-        model_cache,
         SUPERVISOR_TOKEN="sup-token",
         HSI_SUPERVISOR_URL=supervisor.url,
         HSI_ADDON_DATA_DIR=str(blocker / "data"),
@@ -456,7 +404,11 @@ async def test_an_api_key_that_cannot_be_stored_guards_this_run(
     base = f"http://127.0.0.1:{port}"
     try:
         health = await _settled(base, process, tmp_path)
-        assert health["status"] == "healthy"
+        assert (health["status"], health["failed_models"]) == ("degraded", ["detector"])
+        error = health["models"]["detector"]["error"]
+        assert error.startswith(f"could not download detector ({TINY_DETECTOR_REPO}")
+        assert f"cannot write into {folder} (No space left on device)" in error
+        assert "HSI_MODELS_DIR" in error
         deadline = time.monotonic() + 30
         while not supervisor.posted:
             assert time.monotonic() < deadline, "no discovery message"
@@ -464,21 +416,63 @@ async def test_an_api_key_that_cannot_be_stored_guards_this_run(
         key = supervisor.posted[0]["config"]["api_key"]
         assert len(key) >= 43
         async with aiohttp.ClientSession() as session:
-            detect = f"{base}/detect"
-            headers = {"Content-Type": "image/jpeg"}
-            async with session.post(detect, data=image_bytes(), headers=headers) as response:
-                assert response.status == 401
-            headers["Authorization"] = f"Bearer {key}"
-            async with session.post(detect, data=image_bytes(), headers=headers) as response:
-                assert response.status == 200
+            embed = f"{base}/embed"
+            async with session.post(embed, json={"texts": ["a person"]}) as response:
+                assert response.status == 401  # guarded
+            guarded = {"Authorization": f"Bearer {key}"}
+            async with session.post(
+                embed, json={"texts": ["a person"]}, headers=guarded
+            ) as response:
+                assert response.status == 200  # CLIP (a local folder) keeps serving
+            async with session.post(
+                f"{base}/detect",
+                data=image_bytes(),
+                headers={"Content-Type": "image/jpeg", **guarded},
+            ) as response:
+                refused = await response.json()
+                assert response.status == 503, refused
+            assert "No space left on device" in refused["error"]["message"]
+        assert process.poll() is None
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
     log = server_log(tmp_path)
     assert key not in log
-    [error] = [line for line in log.splitlines() if " ERROR " in line]
-    assert str(blocker / "data" / "api_key") in error
-    assert "Not a directory" in error and "this run only" in error
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert any("detector" in line and "No space left on device" in line for line in errors), log
+    assert any(
+        str(blocker / "data" / "api_key") in line
+        and "Not a directory" in line
+        and "this run only" in line
+        for line in errors
+    ), log
+
+
+async def test_a_file_where_the_models_folder_must_be(
+    make_client: MakeClient,
+    fake_hub: FakeHub,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A models folder that cannot be created (a regular file in the way): the same degraded
+    service, the cause named."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    client = await make_client(
+        detector_path=TINY_DETECTOR_REPO,
+        models_dir=blocker / "models",
+        preload=("detector",),
+        download_all=False,
+    )
+    health = await (await client.get("/health")).json()
+    assert (health["status"], health["failed_models"]) == ("degraded", ["detector"])
+    error = health["models"]["detector"]["error"]
+    assert "Not a directory" in error
+    assert "HSI_MODELS_DIR" in error
+    assert any(
+        r.levelname == "ERROR" and "Not a directory" in r.getMessage() for r in caplog.records
+    )
+    assert (await client.post("/embed", json={"texts": ["a person"]})).status == 200
 
 
 @contextlib.asynccontextmanager
@@ -537,7 +531,7 @@ async def test_the_rules_fallback_says_why_the_llm_failed(
     fails (5xx, malformed stream, connection refused once it was up) labels it `error`."""
     async with _stand_in_llm(mode) as server:
         client = await make_client(
-            llm_url=str(server.make_url("")), llm_timeout=1.0, preload=("detector", "llm")
+            llm_url=str(server.make_url("")), llm_timeout=1.0, preload=("llm",)
         )
         if mode == "refused":
             await server.close()  # the engine went away after the server found it
