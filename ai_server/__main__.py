@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from .runtime.allocator import tune_malloc
+
+    tune_malloc()  # before torch and the executors start their threads
     return _serve(settings)
 
 

@@ -1209,8 +1209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "HSI_API_KEY": args.api_key,  # not on the command line: ps shows that
         "HSI_CACHE_DIR": os.environ.get("HSI_CACHE_DIR", str(args.cache)),
         "HF_HUB_OFFLINE": "1",
-        # As the add-on image runs the server (addon/Dockerfile): fewer glibc malloc arenas.
-        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
     }
     started = datetime.now(UTC)
     load_start = Path("/proc/loadavg").read_text().split()[:3]

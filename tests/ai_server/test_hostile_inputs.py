@@ -44,8 +44,8 @@ from .test_server_process import start_server, wait_healthy
 API_KEY = "hostile-key-0123456789"
 MAX_PIXELS = 40_000_000  # HSI_MAX_IMAGE_PIXELS' default
 RSS_MARGIN_MB = 60
-# Run as the add-on image runs it (MALLOC_ARENA_MAX=2: without it glibc's per-thread arenas
-# let RSS creep up ~140 MB over a few rounds); the measured rounds must not grow.
+# The server tunes glibc malloc itself (ai_server/runtime/allocator.py: without it glibc's
+# per-thread arenas let RSS creep up ~140 MB over a few rounds); the measured rounds must not grow.
 WARM_UP_ROUNDS = 3
 MEASURED_ROUNDS = 4
 HYPOTHESIS = settings(
@@ -279,9 +279,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
     tmp = tmp_path_factory.mktemp("hostile-server")
     # Requests turn the LLM and captions off (risk by the rules: /analyze stays fast); the
     # decoders, the detector, CLIP and the enrichment zoo are the real ones.
-    process, port = start_server(
-        tmp, model_cache, HSI_API_KEY=API_KEY, HF_HUB_OFFLINE="1", MALLOC_ARENA_MAX="2"
-    )
+    process, port = start_server(tmp, model_cache, HSI_API_KEY=API_KEY, HF_HUB_OFFLINE="1")
     try:
         asyncio.run(wait_healthy(f"http://127.0.0.1:{port}", process))
         yield Server(port, process)

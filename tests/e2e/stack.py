@@ -118,7 +118,6 @@ class Stack:
                 "HSI_API_KEY": self.api_key,
                 "HSI_CACHE_DIR": str(self.root.parent / "hsi-e2e-models"),
                 "HF_HUB_OFFLINE": "1",
-                "MALLOC_ARENA_MAX": "2",
             }
             | env,
         )
