@@ -556,7 +556,6 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         "HSI_CACHE_DIR": os.environ.get("HSI_CACHE_DIR", str(args.cache)),
         "HSI_OFFLINE": "true",
         "HF_HUB_OFFLINE": "1",
-        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),  # as the add-on image
         "HSI_RUNTIME": args.runtime,
         "HSI_FLORENCE_MAX_NEW_TOKENS": str(args.caption_tokens),
         "HSI_LLM_PREFIX_CACHE": "true" if args.prefix_cache == "on" else "false",
