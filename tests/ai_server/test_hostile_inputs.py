@@ -43,11 +43,16 @@ from .test_server_process import start_server, wait_healthy
 
 API_KEY = "hostile-key-0123456789"
 MAX_PIXELS = 40_000_000  # HSI_MAX_IMAGE_PIXELS' default
-RSS_MARGIN_MB = 60
 # The server tunes glibc malloc itself (ai_server/runtime/allocator.py: without it glibc's
 # per-thread arenas let RSS creep up ~140 MB over a few rounds); the measured rounds must not grow.
+# With the tuning RSS stays within a few MB round after round (4 local runs: flat to 1 MB), but one
+# clean-clone CI run saw a single 64 MB step in the third measured round and level after it (an
+# allocator heap or a runtime pool taken once). So: at most one step over RSS_STEP_MB, RSS_MARGIN_MB
+# in all; growth round after round (a leak) takes several steps and fails.
+RSS_MARGIN_MB = 80
+RSS_STEP_MB = 8
 WARM_UP_ROUNDS = 3
-MEASURED_ROUNDS = 4
+MEASURED_ROUNDS = 6
 HYPOTHESIS = settings(
     deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
@@ -529,7 +534,7 @@ def test_hostile_bodies(
 
 def test_memory_returns_to_baseline(server: Server) -> None:
     """RSS levels off: after warm-up rounds (models loaded, allocator pools and arenas grown),
-    further rounds of every hostile image and body add at most RSS_MARGIN_MB in all."""
+    further rounds of every hostile image and body raise it at most once, RSS_MARGIN_MB in all."""
     rng = random.Random(10)
     chunks: list[Callable[[], None]] = [
         lambda: _hostile_round(server),
@@ -546,11 +551,15 @@ def test_memory_returns_to_baseline(server: Server) -> None:
             run()
         rounds.append(server.rss_mb())
     server.healthy()
-    # Highest of the warm-up against highest since: RSS swings ~50 MB between rounds anyway.
     baseline, after = max(rounds[:WARM_UP_ROUNDS]), max(rounds[WARM_UP_ROUNDS:])
+    steps, highest = 0, baseline
+    for rss in rounds[WARM_UP_ROUNDS:]:
+        steps += rss > highest + RSS_STEP_MB
+        highest = max(highest, rss)
     print(
         f"\nRSS after each round: {', '.join(f'{r:.0f}' for r in rounds)} MB "
         f"({WARM_UP_ROUNDS} warm-up rounds; margin {RSS_MARGIN_MB} MB); "
         f"{server.requests} requests to this server in all"
     )
     assert after - baseline <= RSS_MARGIN_MB, rounds
+    assert steps <= 1, rounds
