@@ -552,8 +552,16 @@ def exercise(
                 raise CheckError(f"/detect answered {status}: {answer}\n{logs(podman, name)}")
             result.detect = check_detect_answer(answer, size)
 
-            status, health = http(f"{base}/health")
-            result.health = health if isinstance(health, dict) else {}
+            # "loading" is transient: the models preloaded after the detector (the LLM) may
+            # still be loading while the first /detect is answered.
+            while True:
+                status, health = http(f"{base}/health")
+                result.health = health if isinstance(health, dict) else {}
+                if result.health.get("status") != "loading":
+                    break
+                if time.monotonic() - started > start_timeout_s:
+                    break
+                time.sleep(0.5)
             if result.health.get("status") != "healthy":
                 raise CheckError(f"/health after /detect: {health}")
             if result.health.get("version") != version:
