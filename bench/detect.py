@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ai_server.models import tiny
 from ai_server.models.detector import Detector, DetectRequest
+from ai_server.runtime.accel import AccelOptions, resolve_runtime
 from ai_server.runtime.devices import resolve_device
 from bench.harness import bench_parser, best, http_levels, in_worker, running_server, steady_time
 
@@ -38,6 +39,11 @@ def _args() -> argparse.Namespace:
         __doc__, batches=[1, 4, 8], concurrency=[1, 4, 8, 16], requests=96, repeats=5
     )
     parser.add_argument("--model", default="tiny", help="tiny, r50vd (random weights) or a path")
+    parser.add_argument(
+        "--runtime",
+        default="torch",
+        help="torch, onnxruntime, openvino or auto: the same for in-process and the server",
+    )
     parser.add_argument("--image-size", default="640x480")
     parser.add_argument("--plot", type=Path, help="write a PNG of throughput and p95 here")
     parser.add_argument("--replot", type=Path, help="only plot the figures of an earlier --json")
@@ -130,15 +136,21 @@ def main() -> None:
         f"image {args.image_size}, server max batch {args.max_batch}, wait {args.max_wait_ms} ms",
         flush=True,
     )
-    detector = Detector(str(path), device)
+    runtime, reason = resolve_runtime(args.runtime, device)
+    if reason:
+        print(f"runtime {args.runtime}: {reason}", flush=True)
+    accel = AccelOptions(runtime, args.cache / "onnx", torch.get_num_threads())
+    detector = Detector(str(path), device, accel=accel)
     detector.load()
+    print(f"in-process runtime: {detector.info().get('runtime', 'torch')}", flush=True)
     before = in_process(detector, args, image)
     server_args = [
         "--detector-path", str(path), "--device", args.device, "--classes", "all",
         "--batch-max-size", str(args.max_batch), "--batch-max-wait-ms", str(args.max_wait_ms),
         "--queue-max", "1024",
     ]  # fmt: skip
-    with running_server(*server_args) as server:
+    env = {"HSI_RUNTIME": runtime, "HSI_CACHE_DIR": str(args.cache)}
+    with running_server(*server_args, env=env) as server:
         after = in_process(detector, args, image)  # same minute as HTTP, the server idle
         rates = best(before, after)
         rows = asyncio.run(
@@ -155,6 +167,7 @@ def main() -> None:
         "device": device.device,
         "device_name": name,
         "image_size": args.image_size,
+        "runtime": runtime,
         "in_process": rates,
         "http": rows,
         "server_peak_rss_mb": peak_rss,
