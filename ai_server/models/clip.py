@@ -20,7 +20,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image
 
-from ..runtime.accel import AccelError, AccelOptions, Graph, load_graph, runtime_info
+from ..runtime.accel import AccelOptions, Graph, graph_or_torch, runtime_info
 from ..runtime.devices import DeviceInfo
 from .base import ModelLoadError, hub_failure, module_bytes, resolve_source
 
@@ -135,19 +135,14 @@ class Clip:
             return None, None
         # The tower's input shape is whatever the checkpoint's own preprocessing produces.
         example = preprocess(Image.new("RGB", (64, 64))).unsqueeze(0).to(dtype=self.device.dtype)
-        try:
-            graph = load_graph(
-                _ImageTower(model),
-                example,
-                name="clip-image",
-                outputs=("features",),
-                options=self.accel,
-            )
-        except AccelError as err:
-            _LOGGER.warning("CLIP: %s is not used, torch serves: %s", self.accel.runtime, err)
-            return None, str(err)
-        _LOGGER.info("CLIP image tower: %s serves (%s)", graph.runtime, graph.device)
-        return graph, None
+        return graph_or_torch(
+            "CLIP image tower",
+            _ImageTower(model),
+            example,
+            name="clip-image",
+            outputs=("features",),
+            options=self.accel,
+        )
 
     @property
     def runtime(self) -> str:

@@ -14,7 +14,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForObjectDetection
 
 from ..imaging import Box
-from ..runtime.accel import AccelError, AccelOptions, Graph, load_graph, runtime_info
+from ..runtime.accel import AccelOptions, Graph, graph_or_torch, runtime_info
 from ..runtime.devices import DeviceInfo
 from .base import ModelLoadError, hub_failure, module_bytes, resolve_source
 
@@ -134,19 +134,14 @@ class Detector:
         if not self.accel.accelerated:
             return None, None
         example = torch.rand(1, 3, self.size, self.size, dtype=self.device.dtype)
-        try:
-            graph = load_graph(
-                _Head(model),
-                example,
-                name=f"detector-{self.size}",
-                outputs=("logits", "pred_boxes"),
-                options=self.accel,
-            )
-        except AccelError as err:
-            _LOGGER.warning("detector: %s is not used, torch serves: %s", self.accel.runtime, err)
-            return None, str(err)
-        _LOGGER.info("detector: %s serves (%s)", graph.runtime, graph.device)
-        return graph, None
+        return graph_or_torch(
+            "detector",
+            _Head(model),
+            example,
+            name=f"detector-{self.size}",
+            outputs=("logits", "pred_boxes"),
+            options=self.accel,
+        )
 
     def warmup(self) -> None:
         self.detect([DetectRequest(Image.new("RGB", (320, 240)), 1.0, None)])

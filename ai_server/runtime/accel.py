@@ -274,6 +274,25 @@ def load_graph(
         raise AccelError(f"{options.runtime} rejected the exported graph: {err}") from err
 
 
+def graph_or_torch(
+    label: str,
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    *,
+    name: str,
+    outputs: Sequence[str],
+    options: AccelOptions,
+) -> tuple[Graph | None, str | None]:
+    """`load_graph`, or None and the reason when torch must serve (logged once, here)."""
+    try:
+        graph = load_graph(module, example, name=name, outputs=outputs, options=options)
+    except AccelError as err:
+        _LOGGER.warning("%s: %s is not used, torch serves: %s", label, options.runtime, err)
+        return None, str(err)
+    _LOGGER.info("%s: %s serves (%s)", label, graph.runtime, graph.device)
+    return graph, None
+
+
 def _compile(runtime: str, path: Path, threads: int, folder: Path, exported: bool) -> Graph:
     if runtime == "onnxruntime":
         return _OrtGraph(path, threads, exported)
