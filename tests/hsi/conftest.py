@@ -50,6 +50,7 @@ from custom_components.hsi.const import (
     EVENT_SECURITY,
     SUBENTRY_CAMERA,
 )
+from custom_components.hsi.store import EventFilter
 from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigSubentryData, SubentryFlowResult
 from homeassistant.const import CONF_API_KEY, CONF_URL, STATE_OFF, STATE_ON, Platform
 from homeassistant.core import Event, HomeAssistant
@@ -174,6 +175,12 @@ async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: 
     freezer.tick(timedelta(seconds=seconds))
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def stored(entry: MockConfigEntry) -> list[str]:
+    """The ids of every event record of the entry's store."""
+    events, _ = await entry.runtime_data.store.async_list(EventFilter(), limit=1000)
+    return [event.event_id for event in events]
 
 
 def jpeg(width: int = 320, height: int = 240, colour: tuple[int, int, int] = (90, 90, 90)) -> bytes:

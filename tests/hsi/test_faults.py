@@ -42,7 +42,6 @@ import pytest_socket
 from custom_components.hsi import const
 from custom_components.hsi.const import DOMAIN
 from custom_components.hsi.coordinator import ISSUE_UNREACHABLE
-from custom_components.hsi.store import EventFilter
 from homeassistant.components.camera import Camera
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
@@ -59,6 +58,7 @@ from .conftest import (
     make_entry,
     motion,
     setup_integration,
+    stored,
 )
 
 SCENE_CAMERA = "camera.scene_front"
@@ -66,12 +66,6 @@ RISK = "sensor.front_door_risk_score"
 CONNECTIVITY = "binary_sensor.hsi_ai_server_127_0_0_1_connectivity"
 FALLBACK = "Server analysis unavailable"
 VISITOR = [{"class": "person", "identity": "visitor-1", "confidence": 0.8}]
-
-
-async def stored(entry: MockConfigEntry) -> list[str]:
-    """The ids of every event record of the entry's store."""
-    events, _ = await entry.runtime_data.store.async_list(EventFilter(), limit=1000)
-    return [event.event_id for event in events]
 
 
 def unreachable_issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:

@@ -12,20 +12,13 @@ from freezegun.api import FrozenDateTimeFactory
 from hsi_client.testing import FakeServer, detection
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.hsi.store import EventFilter
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNKNOWN
 from homeassistant.core import Event, HomeAssistant
 
-from .conftest import advance, motion
+from .conftest import advance, motion, stored
 
 RISK = "sensor.front_door_risk_score"
-
-
-async def stored(entry: MockConfigEntry) -> list[str]:
-    """The ids of every event record of the entry's store."""
-    events, _ = await entry.runtime_data.store.async_list(EventFilter(), limit=1000)
-    return [event.event_id for event in events]
 
 
 async def test_stop_event_flushes_the_open_batch(
