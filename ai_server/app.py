@@ -26,11 +26,13 @@ from .keys import (
     PRELOAD_TASK,
     REGISTRY,
     SETTINGS,
+    TRIM_TASK,
 )
 from .metrics import Metrics
 from .models.catalog import build_specs
 from .models.enrich import Enricher, load_labels
 from .routes import analyze, describe, detect, embed, enrich, health, llm, metrics, models
+from .runtime.allocator import trim_periodically
 from .runtime.batcher import BatcherClosedError, QueueFullError
 from .runtime.devices import resolve_device
 from .runtime.registry import ModelRegistry, ModelUnavailableError
@@ -85,7 +87,8 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Batchers and the preload start with the app; at cleanup every task is awaited."""
+    """Batchers, the preload and the malloc trim start with the app; at cleanup every task is
+    awaited."""
     settings, registry, batchers = app[SETTINGS], app[REGISTRY], app[BATCHERS]
     if settings.torch_threads:
         import torch
@@ -93,8 +96,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
     batchers.start()
     app[PRELOAD_TASK] = asyncio.create_task(_preload(registry, settings), name="preload-models")
+    app[TRIM_TASK] = (
+        asyncio.create_task(trim_periodically(settings.malloc_trim_s), name="malloc-trim")
+        if settings.malloc_trim_s
+        else None
+    )
     yield
-    await cancel_and_wait(app[PRELOAD_TASK])
+    await cancel_and_wait(app[PRELOAD_TASK], app[TRIM_TASK])
     await batchers.close()
     await registry.close()
 

@@ -71,6 +71,7 @@ class Settings:
     max_vram_gb: float | None = None
     max_ram_gb: float | None = None
     model_idle_s: float = 0.0
+    malloc_trim_s: float = 10.0
     log_level: str = "INFO"
     # LLM risk reasoning: in-process llama.cpp, or a remote OpenAI-compatible server.
     llm_path: str | None = None
@@ -348,6 +349,12 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("max_ram_gb", "HSI_MAX_RAM_GB", _budget_gb, "RAM budget for models on CPU"),
     SettingSpec(
         "model_idle_s", "HSI_MODEL_IDLE_S", _float_range(0, 1e7), "unload idle models (s, 0=never)"
+    ),
+    SettingSpec(
+        "malloc_trim_s",
+        "HSI_MALLOC_TRIM_S",
+        _float_range(0, 1e7),
+        "return freed memory to the system every (s, 0=never)",
     ),
     SettingSpec("llm_path", "NEMOTRON_MODEL_PATH", _opt_str, "LLM: GGUF file, folder or hub id"),
     SettingSpec("llm_url", "HSI_LLM_URL", _opt_url, "remote OpenAI-compatible LLM server"),

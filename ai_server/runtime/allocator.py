@@ -1,49 +1,68 @@
-"""glibc malloc tuned for a long-running inference server, set by the server itself.
+"""glibc malloc for a long-running inference server: tuned at start, trimmed while serving.
 
 With glibc's defaults the server's RSS crept up over hours of camera traffic (docs/reliability.md,
-soak): one malloc arena per thread (torch, the executor, llama.cpp) and a dynamic mmap threshold
-that, once a large tensor buffer has been freed, serves the next ones from the heap, where freed
-space fragments and is rarely returned. Fixed thresholds keep buffers of 128 KiB and more in
-their own mappings, returned to the system on free; two arenas bound the per-thread pools.
-Measured side by side in one soak (7 cameras x 1 fps, 10 min): +0.96 MB/min with only the arena
-limit, +0.02 MB/min with the thresholds as well.
+soak): one malloc arena per thread (torch, the executor, llama.cpp), and tensor buffers freed in
+the middle of a heap, which glibc returns to the system only when they reach its top. Two
+arenas bound the per-thread pools (`tune_malloc`, at start); `malloc_trim` every
+HSI_MALLOC_TRIM_S seconds hands the free pages inside the heaps back (`trim_periodically`).
 
-Set through mallopt(3) at start, so every way of running the server gets it (add-on image, pip
-install, tests, benchmarks). A MALLOC_* environment variable that names the same knob wins, as
-glibc's own tunables would; on a C library without mallopt (musl) nothing is changed.
+Fixed mmap/trim thresholds (every buffer of 128 KiB and more in its own mapping) flattened the
+soak as well, but cost eager torch ~35 % per frame: each tensor buffer became fresh, zeroed
+pages. A trim every few seconds costs nothing measurable (docs/reliability.md, soak).
+
+A MALLOC_* environment variable that names the same knob wins, as glibc's own tunables would; on
+a C library without mallopt/malloc_trim (musl) nothing is changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 _LOGGER = logging.getLogger(__name__)
 
 # mallopt(3) parameters (malloc.h): (environment variable, M_* constant, value).
-TUNING: tuple[tuple[str, int, int], ...] = (
-    ("MALLOC_ARENA_MAX", -8, 2),  # M_ARENA_MAX
-    ("MALLOC_MMAP_THRESHOLD_", -3, 128 * 1024),  # M_MMAP_THRESHOLD (also ends the dynamic one)
-    ("MALLOC_TRIM_THRESHOLD_", -1, 128 * 1024),  # M_TRIM_THRESHOLD
-)
+TUNING: tuple[tuple[str, int, int], ...] = (("MALLOC_ARENA_MAX", -8, 2),)  # M_ARENA_MAX
+
+
+def _libc_function(name: str) -> Callable[..., int] | None:
+    try:
+        function: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 def tune_malloc(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
     """Apply TUNING where the environment does not set the knob; return what was applied."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         _LOGGER.debug("no mallopt in this C library: allocator left as it is")
         return {}
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
     applied: dict[str, int] = {}
     for variable, parameter, value in TUNING:
         if variable in environ:
             continue
-        if mallopt(parameter, value) == 1:  # mallopt answers 1 on success
+        if mallopt(ctypes.c_int(parameter), ctypes.c_int(value)) == 1:  # 1 is success
             applied[variable] = value
     _LOGGER.debug("malloc tuned: %s", applied)
     return applied
+
+
+def release_free_memory() -> bool:
+    """Return the free pages of every malloc heap to the system; False where glibc's
+    malloc_trim is missing or found nothing to release."""
+    malloc_trim = _libc_function("malloc_trim")
+    return malloc_trim is not None and malloc_trim(ctypes.c_size_t(0)) == 1
+
+
+async def trim_periodically(
+    interval_s: float, release: Callable[[], bool] = release_free_memory
+) -> None:
+    """Run `release` off the event loop every `interval_s` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        await asyncio.to_thread(release)

@@ -245,7 +245,8 @@ async def test_shutdown_cancels_and_awaits_every_task(
     make_settings: MakeSettings,
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> None:
-    """Batcher workers, the idle reaper and a preload still loading all end with the app."""
+    """Batcher workers, the idle reaper, the malloc trim and a preload still loading all end
+    with the app."""
     registry = ModelRegistry(
         [ModelSpec(Detector.name, lambda: SlowModel(Detector.name, 0.5))], idle_timeout_s=60
     )
@@ -256,9 +257,21 @@ async def test_shutdown_cancels_and_awaits_every_task(
     app = client.server.app
     await asyncio.sleep(0.05)  # the preload is loading the detector now
     started = {task.get_name(): task for task in asyncio.all_tasks() - before}
-    names = {"preload-models", "registry-idle"} | {f"batcher-{b.name}" for b in app[BATCHERS]}
-    assert names <= set(started), sorted(started)
+    names = {"preload-models", "registry-idle", "malloc-trim"}
+    assert names | {f"batcher-{b.name}" for b in app[BATCHERS]} <= set(started), sorted(started)
     assert not app[PRELOAD_TASK].done()
     await client.close()
     assert app[PRELOAD_TASK].cancelled()
     assert [name for name, task in started.items() if not task.done()] == []
+
+
+async def test_malloc_trim_s_zero_starts_no_trim(
+    make_settings: MakeSettings,
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+) -> None:
+    before = asyncio.all_tasks()
+    client = await aiohttp_client(create_app(make_settings(preload=(), malloc_trim_s=0)))
+    started = {task.get_name() for task in asyncio.all_tasks() - before}
+    assert "batcher-detector" in started  # the app started, without a trim
+    assert "malloc-trim" not in started
+    await client.close()
