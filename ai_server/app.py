@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
     app[ANALYZE_PIPELINE] = Pipeline(
         registry,
         detect=detect_stage(registry, batchers.detector, settings),
-        enrich=enrich_stage(enricher),
+        enrich=enrich_stage(enricher, settings),
         describe=describe_stage(registry, batchers.florence),
         llm_timeout=settings.llm_timeout,
     )

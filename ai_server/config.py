@@ -85,6 +85,7 @@ class Settings:
     llm_timeout: float = 60.0
     llm_prefix_cache: bool = True
     analyze_max_frames: int = 16
+    plate_reads: int = 2
 
     @property
     def max_body_bytes(self) -> int:
@@ -370,6 +371,12 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("llm_prefix_cache", "HSI_LLM_PREFIX_CACHE", _bool, "reuse the prompt KV prefix"),
     SettingSpec(
         "analyze_max_frames", "HSI_ANALYZE_MAX_FRAMES", _int_range(1, 256), "frames per /analyze"
+    ),
+    SettingSpec(
+        "plate_reads",
+        "HSI_PLATE_READS",
+        _int_range(0, 256),
+        "plates read per /analyze (the widest vehicles)",
     ),
 )
 _SPEC_BY_FIELD = {spec.field: spec for spec in SPECS}

@@ -46,10 +46,12 @@ DetectFn = Callable[[Image.Image], Awaitable[list[Detection]]]
 RISK_TEMPERATURE = 0.1
 
 
-# One frame and its objects -> attributes per object (same order) and the frame's quality
-# (`{blur, brightness, dark, blurry, scene_change?}`): the /enrich contract, from issue 3's zoo.
+# The event's frames, each with its objects -> per frame: attributes per object (same order) and
+# the frame's quality (`{blur, brightness, dark, blurry, scene_change?}`): the /enrich contract,
+# from issue 3's zoo, for a whole event (some work, such as plate reads, is chosen event-wide).
 EnrichFn = Callable[
-    [Image.Image, Sequence[AnalyzedObject]], Awaitable[tuple[list[dict[str, Any]], dict[str, Any]]]
+    [Sequence[Image.Image], Sequence[Sequence[AnalyzedObject]]],
+    Awaitable[list[tuple[list[dict[str, Any]], dict[str, Any]]]],
 ]
 DescribeFn = Callable[[Image.Image], Awaitable[str]]
 
@@ -129,12 +131,9 @@ class Pipeline:
     async def _enrich(
         self, images: Sequence[Image.Image], objects: list[AnalyzedObject]
     ) -> tuple[list[AnalyzedObject], list[dict[str, Any]], dict[str, Any]]:
-        enrich = self.enrich
         by_frame = [[obj for obj in objects if obj.frame == i] for i in range(len(images))]
         try:
-            answers = await asyncio.gather(
-                *(enrich(image, mine) for image, mine in zip(images, by_frame, strict=True))
-            )
+            answers = await self.enrich(images, by_frame)
         except (ModelUnavailableError, QueueFullError) as err:
             return objects, [], {"status": "unavailable", "reason": str(err)}
         except Exception as err:

@@ -6,6 +6,7 @@ captions join the same detector, CLIP and Florence-2 batches as the other endpoi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,20 +35,30 @@ def detect_stage(registry: ModelRegistry, batcher: DetectBatcher, settings: Sett
     return detect
 
 
-def enrich_stage(enricher: Enricher) -> EnrichFn:
-    """The zoo in the shape the pipeline calls: (frame, objects) -> (attributes, quality)."""
+def enrich_stage(enricher: Enricher, settings: Settings) -> EnrichFn:
+    """The zoo in the shape the pipeline calls: the event's frames, each with its objects ->
+    per frame (attributes per object, quality). Plates are read on the HSI_PLATE_READS widest
+    vehicles of the whole event, not on every vehicle of every frame."""
 
     async def enrich(
-        image: Image.Image, objects: Sequence[AnalyzedObject]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        items = [
-            EnrichObject(
-                o.label, Box(o.bbox.x, o.bbox.y, o.bbox.width, o.bbox.height), o.confidence
-            )
-            for o in objects
+        images: Sequence[Image.Image], objects: Sequence[Sequence[AnalyzedObject]]
+    ) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        frames = [
+            [
+                EnrichObject(
+                    o.label, Box(o.bbox.x, o.bbox.y, o.bbox.width, o.bbox.height), o.confidence
+                )
+                for o in mine
+            ]
+            for mine in objects
         ]
-        result = await enricher.enrich(image, items)
-        return [entry["attributes"] for entry in result.objects], result.image
+        frames = enricher.limit_plate_reads(frames, settings.plate_reads)
+        results = await asyncio.gather(
+            *(enricher.enrich(image, items) for image, items in zip(images, frames, strict=True))
+        )
+        return [
+            ([entry["attributes"] for entry in result.objects], result.image) for result in results
+        ]
 
     return enrich
 

@@ -19,7 +19,7 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,7 @@ class EnrichObject:
     label: str
     box: Box
     confidence: float | None = None
+    read_plate: bool = True  # False: a plate candidate left unread (the event's limit)
 
 
 @dataclass
@@ -378,6 +379,33 @@ class Enricher:
                 entry["embedding"] = _floats(vector)
         return image_vector, vectors
 
+    def plate_candidate(self, obj: EnrichObject) -> bool:
+        """A vehicle wide enough for Florence-2 OCR to have a chance at its plate."""
+        rules = self.labels.plates
+        return obj.label.lower() in rules.classes and obj.box.width >= rules.min_width
+
+    def limit_plate_reads(
+        self, frames: Sequence[Sequence[EnrichObject]], limit: int
+    ) -> list[list[EnrichObject]]:
+        """The same objects with only the `limit` widest plate candidates of the whole event
+        still read (an OCR pass is seconds on a CPU; the widest crop is the likeliest read)."""
+        ranked = sorted(
+            (
+                (-obj.box.width, frame, index)
+                for frame, objects in enumerate(frames)
+                for index, obj in enumerate(objects)
+                if self.plate_candidate(obj)
+            )
+        )
+        keep = {(frame, index) for _, frame, index in ranked[:limit]}
+        return [
+            [
+                obj if (frame, index) in keep else replace(obj, read_plate=False)
+                for index, obj in enumerate(objects)
+            ]
+            for frame, objects in enumerate(frames)
+        ]
+
     async def _plates(
         self,
         objects: Sequence[EnrichObject],
@@ -386,11 +414,7 @@ class Enricher:
         warnings: list[str],
     ) -> None:
         rules = self.labels.plates
-        wanted = [
-            i
-            for i, o in enumerate(objects)
-            if o.label.lower() in rules.classes and o.box.width >= rules.min_width
-        ]
+        wanted = [i for i, o in enumerate(objects) if o.read_plate and self.plate_candidate(o)]
         if not wanted:
             return
         try:

@@ -305,6 +305,47 @@ async def test_analyze_uses_the_zoo(make_client: MakeClient) -> None:
     assert {"vehicle_type", "vehicle_color", "plate"} <= set(by_class["car"])
 
 
+def _objects(*boxes: tuple[str, int]) -> list[EnrichObject]:
+    return [EnrichObject(label, Box(0, 0, width, 50)) for label, width in boxes]
+
+
+def test_plate_reads_go_to_the_widest_vehicles_of_the_event() -> None:
+    enricher = Enricher(ModelRegistry([]), *([None] * 2), load_labels())  # type: ignore[arg-type]
+    frames = [
+        _objects(("car", 170), ("person", 300), ("motorcycle", 30)),  # too narrow to read
+        _objects(("truck", 200)),
+        _objects(("car", 170), ("car", 90)),
+    ]
+    limited = enricher.limit_plate_reads(frames, 2)
+    read = [[o.read_plate and enricher.plate_candidate(o) for o in objects] for objects in limited]
+    assert read == [[True, False, False], [True], [False, False]]  # a tie goes to the earlier
+    assert [[o.label for o in objects] for objects in limited] == [
+        [o.label for o in objects] for objects in frames
+    ]
+    unread = enricher.limit_plate_reads(frames, 0)
+    assert not any(o.read_plate and enricher.plate_candidate(o) for f in unread for o in f)
+
+
+@pytest.mark.parametrize("plate_reads", [2, 0])
+async def test_analyze_reads_plates_of_the_widest_vehicles_only(
+    make_client: MakeClient, plate_reads: int
+) -> None:
+    """Four frames with a car and a truck each: HSI_PLATE_READS OCR passes, not eight."""
+    client = await make_client(preload=(), plate_reads=plate_reads)
+    metadata = {
+        "camera": {"id": "cam1", "name": "Drive"},
+        "detections": [[EIGHT[2], EIGHT[3]]] * 4,
+        "options": {"enrich": True, "describe": False, "llm": False},
+    }
+    body = {"frames_base64": [IMAGE] * 4, "metadata": metadata}
+    response = await client.post("/analyze", json=body)
+    answer = await response.json()
+    assert response.status == 200, answer
+    read = [(o["frame"], o["class"]) for o in answer["objects"] if "plate" in o["attributes"]]
+    assert read == [(0, "car"), (1, "car")][:plate_reads]  # the 170 px cars, not the trucks
+    assert all("vehicle_type" in o["attributes"] for o in answer["objects"])
+
+
 # --- tasks --------------------------------------------------------------------------------
 
 

@@ -283,7 +283,7 @@ async def test_an_injected_caption_is_quoted_and_bounded(make_client: MakeClient
     async def detect(image: Image.Image) -> list[Any]:
         raise AssertionError("the client sent detections")
 
-    async def enrich(image: Image.Image, objects: Any) -> Any:
+    async def enrich(images: Any, objects: Any) -> Any:
         raise AssertionError("enrichment is off")
 
     async def describe(image: Image.Image) -> str:
