@@ -30,9 +30,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ai_server.models import tiny
 from ai_server.models.vlm import DescribeRequest, Florence
 from ai_server.runtime.devices import resolve_device
+from bench import models
 from bench.harness import (
     bench_parser,
     best,
@@ -68,23 +68,6 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--enrich-requests", type=int, default=20)
     parser.add_argument("--max-new-tokens", type=int, default=20)
     return parser.parse_args()
-
-
-def florence_path(name: str, cache: Path) -> Path:
-    if name == "tiny":
-        return tiny.make_tiny_models(cache / "tiny", ["florence"])["florence"]
-    if name == "base":
-        target = cache / "florence-base"
-        if not (target / "config.json").is_file():
-            tiny.build_florence(target, full_size=True)
-        return target
-    return Path(name)
-
-
-def clip_path(name: str, cache: Path) -> Path:
-    from bench.embed import model_path
-
-    return model_path(name, cache)
 
 
 def frame() -> tuple[bytes, Image.Image]:
@@ -134,8 +117,8 @@ async def enrich_latency(base_url: str, image_b64: str, requests: int) -> dict[s
 
 def main() -> None:
     args = _args()
-    path = florence_path(args.model, args.cache)
-    clip = clip_path(args.clip, args.cache)
+    path = models.florence(args.model, args.cache)
+    clip = models.clip(args.clip, args.cache)
     data, image = frame()
     image_b64 = base64.b64encode(data).decode()
     payload = json.dumps({"image_base64": image_b64, "task": "caption"}).encode()

@@ -27,10 +27,10 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ai_server.models import tiny
 from ai_server.models.detector import Detector, DetectRequest
 from ai_server.runtime.accel import AccelOptions, resolve_runtime
 from ai_server.runtime.devices import resolve_device
+from bench import models
 from bench.harness import bench_parser, best, http_levels, in_worker, running_server, steady_time
 
 
@@ -38,7 +38,9 @@ def _args() -> argparse.Namespace:
     parser = bench_parser(
         __doc__, batches=[1, 4, 8], concurrency=[1, 4, 8, 16], requests=96, repeats=5
     )
-    parser.add_argument("--model", default="tiny", help="tiny, r50vd (random weights) or a path")
+    parser.add_argument(
+        "--model", default="tiny", help="tiny, r18vd, r50vd (random weights) or a path"
+    )
     parser.add_argument(
         "--runtime",
         default="torch",
@@ -48,17 +50,6 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, help="write a PNG of throughput and p95 here")
     parser.add_argument("--replot", type=Path, help="only plot the figures of an earlier --json")
     return parser.parse_args()
-
-
-def model_path(name: str, cache: Path) -> Path:
-    if name == "tiny":
-        return tiny.make_tiny_models(cache / "tiny", ["detector"])["detector"]
-    if name == "r50vd":
-        target = cache / "r50vd"
-        if not (target / "config.json").is_file():
-            tiny.build_detector_r50vd(target)
-        return target
-    return Path(name)
 
 
 def jpeg(size: str) -> tuple[bytes, Image.Image]:
@@ -127,7 +118,7 @@ def main() -> None:
         title = f"RT-DETRv2 {saved['model']} on {saved['device']}"
         plot(args.plot or args.replot.with_suffix(".png"), title, saved["http"], rates)
         return
-    path = model_path(args.model, args.cache)
+    path = models.detector(args.model, args.cache)
     payload, image = jpeg(args.image_size)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(0) if device.is_cuda else platform.processor() or "cpu"

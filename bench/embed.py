@@ -26,9 +26,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ai_server.models import tiny
 from ai_server.models.clip import Clip, ClipItem
 from ai_server.runtime.devices import resolve_device
+from bench import models
 from bench.harness import bench_parser, best, http_levels, in_worker, running_server, steady_time
 
 
@@ -43,17 +43,6 @@ def _args() -> argparse.Namespace:
     )
     parser.add_argument("--crop-size", default="160x320", help="a person-sized crop")
     return parser.parse_args()
-
-
-def model_path(name: str, cache: Path) -> Path:
-    if name == "tiny":
-        return tiny.make_tiny_models(cache / "tiny", ["clip"])["clip"]
-    if name == "vitb32":
-        target = cache / "clip-vitb32"
-        if not (target / "open_clip_model.safetensors").is_file():
-            tiny.build_clip(target, full_size=True)
-        return target
-    return Path(name)
 
 
 def crop_jpeg(size: str) -> tuple[bytes, Image.Image]:
@@ -76,7 +65,7 @@ def in_process(clip: Clip, args: argparse.Namespace, image: Image.Image) -> dict
 
 def main() -> None:
     args = _args()
-    path = model_path(args.model, args.cache)
+    path = models.clip(args.model, args.cache)
     data, image = crop_jpeg(args.crop_size)
     payload = json.dumps({"images_base64": [base64.b64encode(data).decode()]}).encode()
     device = resolve_device(args.device)

@@ -45,13 +45,12 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,8 +75,9 @@ from hsi_client import (  # noqa: E402
 )
 from hsi_client import client as hsi_client_module  # noqa: E402
 
+from bench import models  # noqa: E402
 from bench.harness import Server, running_server  # noqa: E402
-from bench.load import CONST_FILE, SCENE, camera_frames, cpu_model, detector_path  # noqa: E402
+from bench.load import CONST_FILE, SCENE, camera_frames, cpu_model  # noqa: E402
 
 MAX_EVENTS = 50
 STAGES = ("enrich", "describe", "llm")
@@ -103,22 +103,8 @@ def integration_confidence(path: Path = CONST_FILE) -> float:
 # Models ----------------------------------------------------------------------------------------
 
 
-def cached_model(target: Path, build: Callable[[Path], None], what: str) -> Path:
-    """`target`, built by `build` into a scratch folder and renamed, once."""
-    if target.is_dir():
-        return target
-    print(f"building random-weight {what} in {target}", flush=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build(scratch)
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
 def model_paths(args: argparse.Namespace) -> dict[str, Path]:
-    from ai_server.models.tiny import build_clip, build_florence, make_tiny_models, nemotron_gguf
+    from ai_server.models.tiny import make_tiny_models, nemotron_gguf
 
     cache: Path = args.cache
     paths: dict[str, Path] = {}
@@ -129,15 +115,9 @@ def model_paths(args: argparse.Namespace) -> dict[str, Path]:
                 cache / "llm", threads=args.threads, **TINY_LLM, vocab_size=TINY_LLM_VOCAB
             )
         return paths
-    detector = detector_path(args.detector, cache)
-    assert detector is not None
-    paths["detector"] = detector
-    paths["clip"] = cached_model(
-        cache / "clip-vit-b32", lambda p: build_clip(p, full_size=True), "CLIP ViT-B/32"
-    )
-    paths["florence"] = cached_model(
-        cache / "florence2-base", lambda p: build_florence(p, full_size=True), "Florence-2 base"
-    )
+    paths["detector"] = models.detector(args.detector, cache)
+    paths["clip"] = models.clip("vitb32", cache)
+    paths["florence"] = models.florence("base", cache)
     if "llm" in args.stages:
         if args.llm_path is not None:
             paths["llm"] = args.llm_path

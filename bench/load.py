@@ -86,6 +86,7 @@ from hsi_client import (  # noqa: E402
     time_of_day,
 )
 
+from bench import models  # noqa: E402
 from bench.harness import Server, percentile, running_server  # noqa: E402
 
 MAX_CAMERAS = 256
@@ -1101,22 +1102,6 @@ def plot_rss(path: Path, result: dict[str, Any]) -> None:
 # Command line ----------------------------------------------------------------------------------
 
 
-def detector_path(name: str, cache: Path) -> Path | None:
-    """None: the profile's own detector; else a random-weight real-size build or a path."""
-    if name == "profile":
-        return None
-    if name in ("r18vd", "r50vd"):
-        from ai_server.models.tiny import build_detector_r18vd, build_detector_r50vd
-
-        builders = {"r18vd": build_detector_r18vd, "r50vd": build_detector_r50vd}
-        target = cache / name
-        if not (target / "config.json").is_file():
-            print(f"building random-weight {name} in {target}", flush=True)
-            builders[name](target)
-        return target
-    return Path(name)
-
-
 def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cameras", type=int, default=4)
@@ -1199,7 +1184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.confidence = constants["DEFAULT_CONFIDENCE"]
     args.api_key = secrets.token_urlsafe(24)
     args.cache.mkdir(parents=True, exist_ok=True)
-    path = detector_path(args.detector, args.cache)
+    # "profile": the profile's own detector; else a random-weight real-size build or a folder.
+    path = None if args.detector == "profile" else models.detector(args.detector, args.cache)
     server_args = ["--profile", args.profile, "--device", args.device, "--classes", "all"]
     if path is not None:
         server_args += ["--detector-path", str(path)]

@@ -1,0 +1,60 @@
+"""The models the benches run: random-weight builds of the real architectures, made once under
+`--cache` (model weights cannot be downloaded here), the tiny profile's models, or a folder."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ai_server.models import tiny
+
+
+def cached_model(target: Path, build: Callable[[Path], object], what: str) -> Path:
+    """`target`, built by `build` into a scratch folder and renamed, once."""
+    if target.is_dir():
+        return target
+    print(f"building random-weight {what} in {target}", flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(scratch)
+        scratch.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def detector(name: str, cache: Path) -> Path:
+    """tiny, r18vd or r50vd (RT-DETRv2, random weights), or a folder."""
+    builders = {"r18vd": tiny.build_detector_r18vd, "r50vd": tiny.build_detector_r50vd}
+    if name == "tiny":
+        return tiny.make_tiny_models(cache / "tiny", ["detector"])["detector"]
+    if name in builders:
+        return cached_model(cache / name, builders[name], f"RT-DETRv2 {name}")
+    return Path(name)
+
+
+def clip(name: str, cache: Path) -> Path:
+    """tiny or vitb32 (open_clip ViT-B/32, random weights), or a folder."""
+    if name == "tiny":
+        return tiny.make_tiny_models(cache / "tiny", ["clip"])["clip"]
+    if name == "vitb32":
+        return cached_model(
+            cache / "clip-vit-b32", lambda p: tiny.build_clip(p, full_size=True), "CLIP ViT-B/32"
+        )
+    return Path(name)
+
+
+def florence(name: str, cache: Path) -> Path:
+    """tiny or base (Florence-2 base, random weights), or a folder."""
+    if name == "tiny":
+        return tiny.make_tiny_models(cache / "tiny", ["florence"])["florence"]
+    if name == "base":
+        return cached_model(
+            cache / "florence2-base",
+            lambda p: tiny.build_florence(p, full_size=True),
+            "Florence-2 base",
+        )
+    return Path(name)

@@ -1,0 +1,49 @@
+"""bench/runtime.py: a CI-sized run (the tiny profile's detector and CLIP, one size, one round) of
+the real command line: every installed runtime measured, each against torch at the same size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ai_server.runtime.accel import available
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_runtime_bench_compares_every_runtime_with_torch(tmp_path: Path, model_cache: Path) -> None:
+    command = [
+        sys.executable, str(ROOT / "bench" / "runtime.py"), "--detector", "tiny", "--clip",
+        "tiny", "--sizes", "320", "--clip-batches", "1", "--rounds", "1", "--repeats", "2",
+        "--min-seconds", "0.2", "--cache", str(model_cache), "--json", str(tmp_path / "r.json"),
+        "--markdown", str(tmp_path / "r.md"),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "HSI_CACHE_DIR": str(model_cache)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "r.json").read_text())
+    runtimes = [r for r in ("torch", "onnxruntime", "openvino") if available(r)]
+    assert [row["runtime"] for row in result["detector"]] == runtimes
+    assert [row["runtime"] for row in result["clip"]] == runtimes
+    for row in result["detector"]:
+        assert row["size"] == 320
+        assert row["frames_per_s"] == pytest.approx(1000 / row["ms_per_frame"])
+        assert 0 < row["preprocess_ms"] < row["ms_per_frame"]
+        torch_ms = result["detector"][0]["ms_per_frame"]
+        assert row["vs_torch"] == pytest.approx(torch_ms / row["ms_per_frame"])
+    assert result["detector"][0]["vs_torch"] == 1.0
+    assert all(row["crops_per_s"] > 0 for row in result["clip"])
+    table = (tmp_path / "r.md").read_text()
+    assert table.count("| 320 |") == len(runtimes)
