@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from .analysis.breaker import LlmBreaker
 from .analysis.pipeline import Pipeline
 from .analysis.stages import describe_stage, detect_stage, enrich_stage
 from .batchers import ModelBatchers
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, registry: ModelRegistry | None = None) -> 
         enrich=enrich_stage(enricher, settings),
         describe=describe_stage(registry, batchers.florence),
         llm_timeout=settings.llm_timeout,
+        breaker=LlmBreaker(settings.llm_pause_s, settings.llm_timeout),
     )
     for group in ROUTE_GROUPS:
         app.add_routes(group.routes)

@@ -83,6 +83,7 @@ class Settings:
     llm_slots: int = 2
     llm_threads: int | None = None
     llm_timeout: float = 60.0
+    llm_pause_s: float = 600.0
     llm_prefix_cache: bool = True
     analyze_max_frames: int = 16
     plate_reads: int = 2
@@ -368,6 +369,12 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("llm_slots", "HSI_LLM_SLOTS", _int_range(1, 16), "parallel in-process LLM slots"),
     SettingSpec("llm_threads", "HSI_LLM_THREADS", _int_range(1, 1024), "CPU threads per slot"),
     SettingSpec("llm_timeout", "HSI_LLM_TIMEOUT", _float_range(1, 3600), "LLM call limit (s)"),
+    SettingSpec(
+        "llm_pause_s",
+        "HSI_LLM_PAUSE_S",
+        _float_range(0, 1e7),
+        "rules only for this long after 2 LLM timeouts in a row (s, 0=never)",
+    ),
     SettingSpec("llm_prefix_cache", "HSI_LLM_PREFIX_CACHE", _bool, "reuse the prompt KV prefix"),
     SettingSpec(
         "analyze_max_frames", "HSI_ANALYZE_MAX_FRAMES", _int_range(1, 256), "frames per /analyze"

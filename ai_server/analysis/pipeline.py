@@ -37,6 +37,7 @@ from ..models.vlm import Florence
 from ..runtime.batcher import QueueFullError
 from ..runtime.registry import ModelRegistry, ModelUnavailableError
 from . import risk
+from .breaker import LlmBreaker
 from .prompts import EventFacts, build_prompt
 
 _LOGGER = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ DescribeFn = Callable[[Image.Image], Awaitable[str]]
 
 
 class Pipeline:
-    """Runs the stages for one event; shared by every request of one app (holds no state)."""
+    """Runs the stages for one event; shared by every request of one app (its only state is the
+    LLM breaker: whether the LLM has been running out of time)."""
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class Pipeline:
         enrich: EnrichFn,
         describe: DescribeFn,
         llm_timeout: float,
+        breaker: LlmBreaker | None = None,
     ) -> None:
         """Every stage's callable, given once: the pipeline is complete when it is made."""
         self.registry: Final = registry
@@ -74,6 +77,7 @@ class Pipeline:
         self.enrich: Final = enrich
         self.describe: Final = describe
         self.llm_timeout: Final = llm_timeout
+        self.breaker: Final = breaker or LlmBreaker(0, llm_timeout)
 
     async def analyze(
         self, images: Sequence[Image.Image], metadata: EventMetadata
@@ -169,12 +173,16 @@ class Pipeline:
             return fallback("off", "turned off by the request")
         if LLMBackend.name not in self.registry.names:
             return fallback("unavailable", "no LLM configured")
+        if (reason := self.breaker.skip_reason()) is not None:
+            return fallback("skipped", reason)
         try:
             llm = self.registry.use(LLMBackend.name, LLMBackend)  # type: ignore[type-abstract]
             async with llm as backend:
-                return await self._llm(facts, backend, fallback)
+                answer = await self._llm(facts, backend, fallback)
         except ModelUnavailableError as err:
             return fallback("unavailable", str(err))
+        self.breaker.record(answer[1]["status"])
+        return answer
 
     async def _llm(
         self,
