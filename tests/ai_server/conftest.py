@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 
 # Tests never reach a model hub: set before transformers/huggingface_hub read it at import.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -23,8 +25,25 @@ from ai_server.models import hub, tiny
 
 from .fakehub import FakeHub
 
+ROOT = Path(__file__).resolve().parents[2]
 MakeSettings = Callable[..., Settings]
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+def run_bench(script: str, *args: str, cache: Path, timeout: float = 300) -> str:
+    """`bench/<script> ARGS` with the session's model cache as HSI_CACHE_DIR; its output. A run
+    that fails, fails the test with the end of its output."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        env={**os.environ, "HSI_CACHE_DIR": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
 
 
 @pytest.fixture(scope="session")

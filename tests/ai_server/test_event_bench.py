@@ -4,15 +4,13 @@ warm-up and one timed event) of the real command line against a real server proc
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import run_bench
+
 LLM_TOKENS = 24
 
 
@@ -21,22 +19,12 @@ def event_run(
     tmp_path_factory: pytest.TempPathFactory, model_cache: Path
 ) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("event")
-    command = [
-        sys.executable, str(ROOT / "bench" / "event.py"), "--models", "tiny",
-        "--events", "1", "--warmup", "1", "--llm-max-tokens", str(LLM_TOKENS),
-        "--threads", "2", "--cache", str(model_cache),
+    run_bench(
+        "event.py", "--models", "tiny", "--events", "1", "--warmup", "1",
+        "--llm-max-tokens", str(LLM_TOKENS), "--threads", "2", "--cache", str(model_cache),
         "--json", str(out / "event.json"), "--markdown", str(out / "event.md"),
-    ]  # fmt: skip
-    done = subprocess.run(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "HSI_CACHE_DIR": str(model_cache)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        cache=model_cache,
+    )  # fmt: skip
     return json.loads((out / "event.json").read_text()), (out / "event.md").read_text()
 
 

@@ -8,9 +8,6 @@ calling /detect?embed=1 and /analyze through hsi_client as the integration does.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,8 @@ from hsi_client import HsiConnectionError, HsiResponseError
 from ai_server.models import tiny
 from bench import load
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import run_bench
+
 CAMERAS, FPS, DURATION_S, EVENT_EVERY_S = 4, 1.0, 30, 10
 # Generous: RSS still settles after the first events on a busy CI machine (allocator arenas,
 # first crops of each size); a leak per request at this rate would show as far more.
@@ -33,25 +31,14 @@ def ci_run(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tuple
     are built first, into the session's cache, and not timed)."""
     out = tmp_path_factory.mktemp("load") / "load.json"
     tiny.make_tiny_models(model_cache / "tiny")
-    command = [
-        sys.executable,
-        str(ROOT / "bench" / "load.py"),
-        "--cameras", str(CAMERAS), "--fps", str(FPS), "--duration", str(DURATION_S),
-        "--event-every", str(EVENT_EVERY_S), "--warmup-s", "10", "--json", str(out),
-    ]  # fmt: skip
     started = time.monotonic()
-    done = subprocess.run(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "HSI_CACHE_DIR": str(model_cache)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    output = run_bench(
+        "load.py", "--cameras", str(CAMERAS), "--fps", str(FPS), "--duration", str(DURATION_S),
+        "--event-every", str(EVENT_EVERY_S), "--warmup-s", "10", "--json", str(out),
+        cache=model_cache, timeout=240,
+    )  # fmt: skip
     wall = time.monotonic() - started
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    print(done.stdout)
+    print(output)
     return json.loads(out.read_text()), wall
 
 

@@ -4,35 +4,22 @@ the real command line: every installed runtime measured, each against torch at t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ai_server.runtime.accel import available
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import run_bench
 
 
 def test_runtime_bench_compares_every_runtime_with_torch(tmp_path: Path, model_cache: Path) -> None:
-    command = [
-        sys.executable, str(ROOT / "bench" / "runtime.py"), "--detector", "tiny", "--clip",
-        "tiny", "--sizes", "320", "--clip-batches", "1", "--rounds", "1", "--repeats", "2",
-        "--min-seconds", "0.2", "--cache", str(model_cache), "--json", str(tmp_path / "r.json"),
-        "--markdown", str(tmp_path / "r.md"),
-    ]  # fmt: skip
-    done = subprocess.run(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "HSI_CACHE_DIR": str(model_cache)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_bench(
+        "runtime.py", "--detector", "tiny", "--clip", "tiny", "--sizes", "320",
+        "--clip-batches", "1", "--rounds", "1", "--repeats", "2", "--min-seconds", "0.2",
+        "--cache", str(model_cache), "--json", str(tmp_path / "r.json"),
+        "--markdown", str(tmp_path / "r.md"), cache=model_cache,
+    )  # fmt: skip
     result = json.loads((tmp_path / "r.json").read_text())
     runtimes = [r for r in ("torch", "onnxruntime", "openvino") if available(r)]
     assert [row["runtime"] for row in result["detector"]] == runtimes
