@@ -84,8 +84,9 @@ def intel_cpu() -> bool:
 def resolve_runtime(requested: str, device: DeviceInfo) -> tuple[str, str | None]:
     """The runtime that serves, and why it is not the requested one (None when it is).
 
-    `auto`: OpenVINO on an Intel CPU (on this project's 2-core Xeon it ran RT-DETRv2 r18vd
-    ~2.5x faster than ONNX Runtime, docs/server.md "Runtime"), else ONNX Runtime, else torch.
+    `auto`: OpenVINO on an Intel CPU (it can use the iGPU, and on this project's 2-core Xeon its
+    CPU path was as fast as ONNX Runtime or faster: docs/benchmarks.md "Optimised runtime"),
+    else ONNX Runtime, else torch.
     The runtimes here are for CPUs and Intel iGPUs: on a CUDA device torch serves.
     """
     if device.is_cuda:
