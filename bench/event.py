@@ -76,8 +76,8 @@ from hsi_client import (  # noqa: E402
 from hsi_client import client as hsi_client_module  # noqa: E402
 
 from bench import models  # noqa: E402
-from bench.harness import Server, running_server  # noqa: E402
-from bench.load import CONST_FILE, SCENE, camera_frames, cpu_model  # noqa: E402
+from bench.harness import Server, cpu_model, load_averages, running_server  # noqa: E402
+from bench.load import CONST_FILE, SCENE, camera_frames  # noqa: E402
 
 MAX_EVENTS = 50
 STAGES = ("enrich", "describe", "llm")
@@ -559,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     preload = ["detector", "clip", "florence", *(["llm"] if "llm" in paths else [])]
     server_args += ["--preload", ",".join(preload), *args.extra]
     started = datetime.now(UTC)
-    load_start = Path("/proc/loadavg").read_text().split()[:3]
+    load_start = load_averages()
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); load average {' '.join(load_start)}")
     events: list[dict[str, Any]] = []
     peak_rss_mb = float("nan")
@@ -580,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise err.__context__ from None
     summary = summarise(events)
     print_table(summary)
-    load_end = Path("/proc/loadavg").read_text().split()[:3]
+    load_end = load_averages()
     print(f"load average {' '.join(load_start)} before, {' '.join(load_end)} after")
     result = {
         "command": " ".join(["bench/event.py", *(argv if argv is not None else sys.argv[1:])]),

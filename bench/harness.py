@@ -250,8 +250,22 @@ async def http_levels(
     return rows
 
 
-def _ints(text: str) -> list[int]:
+def ints(text: str) -> list[int]:
+    """A comma list of integers, as the benches' options take them."""
     return [int(part) for part in text.split(",") if part]
+
+
+def cpu_model() -> str:
+    """The CPU's model name: figures from different machines do not compare."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def load_averages() -> list[str]:
+    """The machine's 1, 5 and 15-minute load averages, as /proc/loadavg writes them."""
+    return Path("/proc/loadavg").read_text().split()[:3]
 
 
 def bench_parser(
@@ -265,8 +279,8 @@ def bench_parser(
     """The options every in-process vs HTTP bench shares; scripts add their own."""
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batches", type=_ints, default=batches)
-    parser.add_argument("--concurrency", type=_ints, default=concurrency)
+    parser.add_argument("--batches", type=ints, default=batches)
+    parser.add_argument("--concurrency", type=ints, default=concurrency)
     parser.add_argument("--requests", type=int, default=requests, help="HTTP requests per level")
     parser.add_argument(
         "--repeats", type=int, default=repeats, help="timed in-process runs per batch"

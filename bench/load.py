@@ -87,7 +87,13 @@ from hsi_client import (  # noqa: E402
 )
 
 from bench import models  # noqa: E402
-from bench.harness import Server, percentile, running_server  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Server,
+    cpu_model,
+    load_averages,
+    percentile,
+    running_server,
+)
 
 MAX_CAMERAS = 256
 MAX_DURATION_S = 6 * 3600
@@ -473,13 +479,6 @@ def system_cpu() -> tuple[float, float]:
 
 def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def parse_metrics(text: str) -> dict[tuple[str, str], float]:
@@ -1197,7 +1196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "HF_HUB_OFFLINE": "1",
     }
     started = datetime.now(UTC)
-    load_start = Path("/proc/loadavg").read_text().split()[:3]
+    load_start = load_averages()
     with running_server(*server_args, env=env) as server:
         host = URL(server.base_url).host or ""
         if not ipaddress.ip_address(host).is_loopback:
@@ -1227,7 +1226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["ended"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["wall_s"] = round((datetime.now(UTC) - started) / timedelta(seconds=1), 1)
     result["load_average_start"] = load_start
-    result["load_average_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    result["load_average_end"] = load_averages()
     result["cpu_model"] = cpu_model()
     result["command"] = " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])
     if args.json:

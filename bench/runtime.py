@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from ai_server.runtime.devices import resolve_device
 from bench import models
 from bench.detect import jpeg
 from bench.embed import crop_jpeg
-from bench.harness import in_worker, steady_time
+from bench.harness import cpu_model, in_worker, ints, load_averages, steady_time
 
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 
@@ -62,10 +61,6 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part]
-
-
 def measure(fn: Callable[[], object], args: argparse.Namespace) -> float:
     """Seconds per call: warm, median of the timed calls, on a worker thread."""
     return in_worker(partial(steady_time, fn, args.repeats, args.min_seconds))
@@ -83,7 +78,7 @@ def bench_detector(args: argparse.Namespace, runtimes: list[str]) -> list[dict[s
     _, frame = jpeg(args.image_size)
     request = [DetectRequest(frame, 0.5, None)]
     rows: list[dict[str, Any]] = []
-    for size in _ints(args.sizes):
+    for size in ints(args.sizes):
         loaded: dict[str, Detector] = {}
         for runtime in runtimes:
             accel = AccelOptions(runtime, args.cache / "onnx", args.threads)
@@ -137,7 +132,7 @@ def bench_clip(args: argparse.Namespace, runtimes: list[str]) -> list[dict[str, 
         if clip.runtime == runtime:
             loaded[runtime] = clip
     rows: list[dict[str, Any]] = []
-    for batch in _ints(args.clip_batches):
+    for batch in ints(args.clip_batches):
         items = [ClipItem(image=crop) for _ in range(batch)]
         seconds: dict[str, list[float]] = {runtime: [] for runtime in loaded}
         for _ in range(args.rounds):
@@ -189,33 +184,22 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "cpu"
-
-
 def main() -> None:
     args = _args()
     runtimes = [r for r in args.runtimes.split(",") if r and available(r)]
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {
-        "cpu": _cpu_name(),
+        "cpu": cpu_model(),
         "cores": default_threads(),
         "threads": args.threads,
         "rounds": args.rounds,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "load_before": _load_average(),
+        "load_before": " ".join(load_averages()),
     }
     print(f"{result['cpu']}, {result['cores']} cores; runtimes {', '.join(runtimes)}", flush=True)
     result["detector"] = bench_detector(args, runtimes)
     result["clip"] = [] if args.no_clip else bench_clip(args, runtimes)
-    result["load_after"] = _load_average()
+    result["load_after"] = " ".join(load_averages())
     text = markdown(result)
     print(text)
     if args.json:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ _LOGGER = logging.getLogger(__name__)
 TUNING: tuple[tuple[str, int, int], ...] = (("MALLOC_ARENA_MAX", -8, 2),)  # M_ARENA_MAX
 
 
+@functools.cache  # looked up once: the trim runs every few seconds for the server's life
 def _libc_function(name: str) -> Callable[..., int] | None:
     try:
         function: Callable[..., int] = getattr(ctypes.CDLL(None), name)
