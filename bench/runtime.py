@@ -5,7 +5,9 @@ size (HSI_DETECTOR_SIZE), then measures them in interleaved rounds on one worker
 server's batcher runs them, so that every runtime meets the same machine minutes; the best round
 counts. Prints ms per frame and frames/s per runtime and size with the ratio to torch at the same
 size, the share of a frame that is pre-processing (PIL/transformers, the same for every runtime),
-and CLIP crops/s per runtime.
+and CLIP crops/s per runtime. Each figure is also put against the machine's fp32 ceiling: the
+model's multiply-adds (torch's FLOP counter) per second as a share of the best large fp32 matrix
+product on the same threads, measured in the same run; it tells how far any fp32 runtime could go.
 
     python bench/runtime.py                                      # r18vd at 640, 480, 320 + CLIP
     python bench/runtime.py --detector r50vd --sizes 640 --no-clip
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,13 +69,38 @@ def measure(fn: Callable[[], object], args: argparse.Namespace) -> float:
     return in_worker(partial(steady_time, fn, args.repeats, args.min_seconds))
 
 
+def gflop(forward: Callable[[torch.Tensor], object], example: torch.Tensor) -> float:
+    """GFLOP of one forward pass as torch counts them (matrix products and convolutions, 2 per
+    multiply-add; attention sampling and element-wise work come on top, uncounted)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        forward(example)
+    return float(counter.get_total_flops()) / 1e9
+
+
+def _detector_forward(model: torch.nn.Module, pixels: torch.Tensor) -> object:
+    return model(pixel_values=pixels)
+
+
+def matmul_ceiling(args: argparse.Namespace) -> float:
+    """fp32 GFLOP/s of the best large matrix product (oneDNN/MKL) on the benchmark's threads:
+    what no fp32 runtime's forward pass can beat on this machine."""
+    best = 0.0
+    for n in (1024, 2048, 4096):
+        a, b = torch.rand(n, n), torch.rand(n, n)
+        with torch.no_grad():
+            best = max(best, 2 * n**3 / measure(partial(torch.mm, a, b), args) / 1e9)
+    return best
+
+
 def preprocess_seconds(detector: Detector, frame: Any, args: argparse.Namespace) -> float:
     """What the image processor alone takes for one frame (runtime-independent)."""
     processor = detector._processor  # the pipeline's own step, timed alone
     return measure(lambda: processor(images=[frame], return_tensors="pt"), args)
 
 
-def bench_detector(args: argparse.Namespace, runtimes: list[str]) -> list[dict[str, Any]]:
+def bench_detector(
+    args: argparse.Namespace, runtimes: list[str], ceiling: float
+) -> list[dict[str, Any]]:
     device = resolve_device("cpu")
     path = str(models.detector(args.detector, args.cache))
     _, frame = jpeg(args.image_size)
@@ -88,6 +116,10 @@ def bench_detector(args: argparse.Namespace, runtimes: list[str]) -> list[dict[s
                 print(f"detector {size}: {runtime} fell back to {detector.runtime}", flush=True)
                 continue
             loaded[runtime] = detector
+        if not loaded:
+            continue
+        model = next(iter(loaded.values()))._model  # the checkpoint every runtime was made from
+        work = gflop(partial(_detector_forward, model), torch.rand(1, 3, size, size))
         seconds: dict[str, list[float]] = {runtime: [] for runtime in loaded}
         for _ in range(args.rounds):
             for runtime, detector in loaded.items():
@@ -103,6 +135,8 @@ def bench_detector(args: argparse.Namespace, runtimes: list[str]) -> list[dict[s
                     "frames_per_s": 1 / best,
                     "rounds_ms": [s * 1000 for s in seconds[runtime]],
                     "preprocess_ms": pre * 1000,
+                    "gflop": work,
+                    "gflop_per_s": work / best,
                 }
             )
             detector.unload()
@@ -111,17 +145,21 @@ def bench_detector(args: argparse.Namespace, runtimes: list[str]) -> list[dict[s
             (r for r in rows if r["size"] == row["size"] and r["runtime"] == "torch"), None
         )
         row["vs_torch"] = torch_row["ms_per_frame"] / row["ms_per_frame"] if torch_row else None
+        row["of_ceiling"] = row["gflop_per_s"] / ceiling
         print(
             f"detector {row['size']:>4} px {row['runtime']:<12} {row['ms_per_frame']:8.1f} ms"
             f" {row['frames_per_s']:6.2f} frames/s  x{row['vs_torch'] or float('nan'):.2f} vs"
-            f" torch  (rounds {', '.join(f'{v:.0f}' for v in row['rounds_ms'])} ms;"
+            f" torch  {row['gflop_per_s']:.0f} GFLOP/s = {row['of_ceiling']:.0%} of the fp32"
+            f" ceiling  (rounds {', '.join(f'{v:.0f}' for v in row['rounds_ms'])} ms;"
             f" pre-processing {row['preprocess_ms']:.0f} ms)",
             flush=True,
         )
     return rows
 
 
-def bench_clip(args: argparse.Namespace, runtimes: list[str]) -> list[dict[str, Any]]:
+def bench_clip(
+    args: argparse.Namespace, runtimes: list[str], ceiling: float
+) -> list[dict[str, Any]]:
     device = resolve_device("cpu")
     path = str(models.clip(args.clip, args.cache))
     _, crop = crop_jpeg("160x320")
@@ -131,6 +169,11 @@ def bench_clip(args: argparse.Namespace, runtimes: list[str]) -> list[dict[str, 
         clip.load()
         if clip.runtime == runtime:
             loaded[runtime] = clip
+    if not loaded:
+        return []
+    first = next(iter(loaded.values()))
+    pixels = first._preprocess(crop).unsqueeze(0)  # the tower's input, as the server makes it
+    work = gflop(first._model.encode_image, pixels)  # per crop
     rows: list[dict[str, Any]] = []
     for batch in ints(args.clip_batches):
         items = [ClipItem(image=crop) for _ in range(batch)]
@@ -146,11 +189,14 @@ def bench_clip(args: argparse.Namespace, runtimes: list[str]) -> list[dict[str, 
                 "runtime": runtime,
                 "crops_per_s": batch / best,
                 "vs_torch": base / best if base else None,
+                "gflop_per_s": work * batch / best,
+                "of_ceiling": work * batch / best / ceiling,
             }
             rows.append(row)
             print(
                 f"CLIP batch {batch:>2} {runtime:<12} {row['crops_per_s']:7.1f} crops/s"
-                f"  x{row['vs_torch'] or float('nan'):.2f} vs torch",
+                f"  x{row['vs_torch'] or float('nan'):.2f} vs torch  {row['gflop_per_s']:.0f}"
+                f" GFLOP/s = {row['of_ceiling']:.0%} of the fp32 ceiling",
                 flush=True,
             )
     return rows
@@ -160,26 +206,29 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"CPU `{result['cpu']}`, {result['cores']} cores, {result['threads']} threads per runtime;"
         f" {result['started']}; load average before {result['load_before']}, after"
-        f" {result['load_after']}; best of {result['rounds']} interleaved rounds.",
+        f" {result['load_after']}; best of {result['rounds']} interleaved rounds. fp32 ceiling"
+        f" (best large matrix product, same threads): {result['ceiling_gflop_per_s']:.0f} GFLOP/s.",
         "",
-        "| input | runtime | ms / frame | frames/s | vs torch | pre-processing ms |",
-        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        "| input | runtime | ms / frame | frames/s | vs torch | GFLOP/s (of ceiling) |"
+        " pre-processing ms |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in result["detector"]:
         lines.append(
             f"| {row['size']} | {row['runtime']} | {row['ms_per_frame']:.0f} |"
-            f" {row['frames_per_s']:.2f} | {row['vs_torch']:.2f}x | {row['preprocess_ms']:.0f} |"
+            f" {row['frames_per_s']:.2f} | {row['vs_torch']:.2f}x | {row['gflop_per_s']:.0f}"
+            f" ({row['of_ceiling']:.0%}) | {row['preprocess_ms']:.0f} |"
         )
     if result["clip"]:
         lines += [
             "",
-            "| CLIP batch | runtime | crops/s | vs torch |",
-            "| ---: | --- | ---: | ---: |",
+            "| CLIP batch | runtime | crops/s | vs torch | GFLOP/s (of ceiling) |",
+            "| ---: | --- | ---: | ---: | ---: |",
         ]
         for row in result["clip"]:
             lines.append(
                 f"| {row['batch']} | {row['runtime']} | {row['crops_per_s']:.1f} |"
-                f" {row['vs_torch']:.2f}x |"
+                f" {row['vs_torch']:.2f}x | {row['gflop_per_s']:.0f} ({row['of_ceiling']:.0%}) |"
             )
     return "\n".join(lines) + "\n"
 
@@ -197,8 +246,10 @@ def main() -> None:
         "load_before": " ".join(load_averages()),
     }
     print(f"{result['cpu']}, {result['cores']} cores; runtimes {', '.join(runtimes)}", flush=True)
-    result["detector"] = bench_detector(args, runtimes)
-    result["clip"] = [] if args.no_clip else bench_clip(args, runtimes)
+    ceiling = result["ceiling_gflop_per_s"] = matmul_ceiling(args)
+    print(f"fp32 ceiling (best large matrix product): {ceiling:.0f} GFLOP/s", flush=True)
+    result["detector"] = bench_detector(args, runtimes, ceiling)
+    result["clip"] = [] if args.no_clip else bench_clip(args, runtimes, ceiling)
     result["load_after"] = " ".join(load_averages())
     text = markdown(result)
     print(text)

@@ -32,5 +32,16 @@ def test_runtime_bench_compares_every_runtime_with_torch(tmp_path: Path, model_c
         assert row["vs_torch"] == pytest.approx(torch_ms / row["ms_per_frame"])
     assert result["detector"][0]["vs_torch"] == 1.0
     assert all(row["crops_per_s"] > 0 for row in result["clip"])
+    # Work per second against the machine's fp32 ceiling: one model, one count for every runtime.
+    ceiling = result["ceiling_gflop_per_s"]
+    assert ceiling > 1
+    assert len({row["gflop"] for row in result["detector"]}) == 1
+    for row in result["detector"]:
+        assert row["gflop"] > 0
+        assert row["gflop_per_s"] == pytest.approx(row["gflop"] * row["frames_per_s"])
+        assert row["of_ceiling"] == pytest.approx(row["gflop_per_s"] / ceiling)
+    for row in result["clip"]:
+        assert row["gflop_per_s"] > 0
+        assert row["of_ceiling"] == pytest.approx(row["gflop_per_s"] / ceiling)
     table = (tmp_path / "r.md").read_text()
     assert table.count("| 320 |") == len(runtimes)
