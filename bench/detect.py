@@ -39,7 +39,9 @@ def _args() -> argparse.Namespace:
         __doc__, batches=[1, 4, 8], concurrency=[1, 4, 8, 16], requests=96, repeats=5
     )
     parser.add_argument(
-        "--model", default="tiny", help="tiny, r18vd, r50vd (random weights) or a path"
+        "--model",
+        default="tiny",
+        help="tiny, r18vd, r50vd (random weights; -separated too) or a path",
     )
     parser.add_argument(
         "--runtime",

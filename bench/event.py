@@ -439,7 +439,11 @@ def _stages(text: str) -> tuple[str, ...]:
 
 def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--detector", default="r18vd", help="r18vd, r50vd, or a model folder")
+    parser.add_argument(
+        "--detector",
+        default="r18vd",
+        help="r18vd, r50vd (add -separated: same boxes on every runtime) or a folder",
+    )
     parser.add_argument(
         "--runtime",
         choices=RUNTIMES,

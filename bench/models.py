@@ -27,8 +27,16 @@ def cached_model(target: Path, build: Callable[[Path], object], what: str) -> Pa
 
 
 def detector(name: str, cache: Path) -> Path:
-    """tiny, r18vd or r50vd (RT-DETRv2, random weights), or a folder."""
+    """tiny, r18vd or r50vd (RT-DETRv2, random weights), each also as `<name>-separated` (scores
+    separated as a trained model's are, so every runtime reports the same boxes:
+    tiny.separate_scores), or a folder."""
     builders = {"r18vd": tiny.build_detector_r18vd, "r50vd": tiny.build_detector_r50vd}
+    base, _, variant = name.partition("-")
+    if variant == "separated" and (base == "tiny" or base in builders):
+        source = detector(base, cache)
+        return cached_model(
+            cache / name, lambda p: tiny.separate_scores(source, p), f"RT-DETRv2 {name}"
+        )
     if name == "tiny":
         return tiny.make_tiny_models(cache / "tiny", ["detector"])["detector"]
     if name in builders:

@@ -45,7 +45,9 @@ RUNTIMES = ("torch", "onnxruntime", "openvino")
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--detector", default="r18vd", help="tiny, r18vd, r50vd or a folder")
+    parser.add_argument(
+        "--detector", default="r18vd", help="tiny, r18vd, r50vd (-separated too) or a folder"
+    )
     parser.add_argument("--sizes", default="640,480,320", help="detector input sizes (px)")
     parser.add_argument("--clip", default="vitb32", help="tiny, vitb32 or a folder")
     parser.add_argument("--no-clip", action="store_true")

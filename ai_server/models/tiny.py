@@ -196,6 +196,32 @@ def build_detector_r50vd(target: Path, *, seed: int = 0) -> None:
     RTDetrImageProcessor(size={"height": 640, "width": 640}).save_pretrained(target)
 
 
+def separate_scores(source: Path, target: Path, *, seed: int = 1) -> Path:
+    """A copy of the RT-DETR(v2) checkpoint at `source`, re-initialised the way trained weights
+    look (BatchNorm weights 1, Kaiming/Xavier weights, seeded), written to `target`.
+
+    transformers draws BatchNorm weights from N(0, 0.02), so its random detectors tie every
+    query-selection score and each runtime picks other queries among the ties (docs/server.md,
+    "Agreement"). This copy's scores are separated: torch, ONNX Runtime and OpenVINO report the
+    same detections, which the agreement tests and the runtime comparisons in bench/ need.
+    """
+    from transformers import AutoImageProcessor, AutoModelForObjectDetection
+
+    model = AutoModelForObjectDetection.from_pretrained(source).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.fill_(1.0)
+            elif isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight, generator=generator)
+            elif isinstance(module, torch.nn.Linear):
+                torch.nn.init.xavier_normal_(module.weight, generator=generator)
+    model.save_pretrained(target)
+    AutoImageProcessor.from_pretrained(source).save_pretrained(target)
+    return target
+
+
 # A few sentences for the tiny Florence-2 tokenizer: its own prompts plus security vocabulary.
 _FLORENCE_CORPUS = (
     "What does the image describe?",

@@ -33,6 +33,7 @@ from ai_server.config import ConfigError, Settings, load_settings
 from ai_server.models import tiny
 from ai_server.models.clip import Clip, ClipItem
 from ai_server.models.detector import Detection, Detector, DetectRequest
+from ai_server.runtime import accel
 from ai_server.runtime.accel import AccelOptions, intel_cpu, resolve_runtime
 from ai_server.runtime.devices import DeviceInfo
 
@@ -43,30 +44,11 @@ CPU = DeviceInfo("cpu", torch.float32)
 RUNTIMES = ("onnxruntime", "openvino")
 
 
-def separate(source: Path, target: Path, seed: int = 1) -> Path:
-    """A copy of the checkpoint at `source` with weights whose scores are well separated."""
-    from transformers import AutoImageProcessor, AutoModelForObjectDetection
-
-    model = AutoModelForObjectDetection.from_pretrained(source).eval()
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.fill_(1.0)
-            elif isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(module.weight, generator=generator)
-            elif isinstance(module, torch.nn.Linear):
-                torch.nn.init.xavier_normal_(module.weight, generator=generator)
-    model.save_pretrained(target)
-    AutoImageProcessor.from_pretrained(source).save_pretrained(target)
-    return target
-
-
 @pytest.fixture(scope="module")
 def tiny_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny-separated")
     tiny.build_detector(root / "random")
-    return separate(root / "random", root / "separated")
+    return tiny.separate_scores(root / "random", root / "separated")
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +119,7 @@ def test_tiny_detector_agrees_with_torch(
 def test_r18vd_agrees_with_torch(tmp_path: Path) -> None:
     """The real-size r18vd architecture (26.5 M parameters, 300 queries), both runtimes."""
     tiny.build_detector_r18vd(tmp_path / "random")
-    source = separate(tmp_path / "random", tmp_path / "separated")
+    source = tiny.separate_scores(tmp_path / "random", tmp_path / "separated")
     image = frames()[:1]
     expected = detect(load(source, "torch", tmp_path), image)
     for runtime in RUNTIMES:
@@ -316,12 +298,19 @@ def test_runtime_and_size_settings(tmp_path: Path) -> None:
             load_settings(env=env, options_path=no_options)
 
 
-def test_auto_runtime_choice() -> None:
-    """auto: OpenVINO on an Intel CPU, else ONNX Runtime; torch on CUDA, saying why when
-    another runtime was asked for."""
-    assert resolve_runtime("auto", CPU) == (
-        ("openvino", None) if intel_cpu() else ("onnxruntime", None)
-    )
+def test_auto_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: OpenVINO where it sees an Intel GPU, else ONNX Runtime; torch on CUDA, saying why
+    when another runtime was asked for."""
+    gpu = intel_cpu() and accel.openvino_gpu()
+    assert resolve_runtime("auto", CPU) == (("openvino" if gpu else "onnxruntime"), None)
+    monkeypatch.setattr(accel, "intel_cpu", lambda: True)
+    monkeypatch.setattr(accel, "openvino_gpu", lambda: True)
+    assert resolve_runtime("auto", CPU) == ("openvino", None)
+    monkeypatch.setattr(accel, "openvino_gpu", lambda: False)
+    assert resolve_runtime("auto", CPU) == ("onnxruntime", None)
+    monkeypatch.setattr(accel, "available", lambda runtime: runtime != "onnxruntime")
+    assert resolve_runtime("auto", CPU) == ("openvino", None)
+    monkeypatch.undo()
     assert resolve_runtime("onnxruntime", CPU) == ("onnxruntime", None)
     assert resolve_runtime("torch", CPU) == ("torch", None)
     cuda = DeviceInfo("cuda:0", torch.float16)

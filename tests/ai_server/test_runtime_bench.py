@@ -1,5 +1,6 @@
-"""bench/runtime.py: a CI-sized run (the tiny profile's detector and CLIP, one size, one round) of
-the real command line: every installed runtime measured, each against torch at the same size."""
+"""bench/runtime.py: a CI-sized run (the tiny profile's detector with separated scores, as
+bench/models.py builds it, and its CLIP; one size, one round) of the real command line: every
+installed runtime measured, each against torch at the same size and the machine's fp32 ceiling."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .conftest import run_bench
 
 def test_runtime_bench_compares_every_runtime_with_torch(tmp_path: Path, model_cache: Path) -> None:
     run_bench(
-        "runtime.py", "--detector", "tiny", "--clip", "tiny", "--sizes", "320",
+        "runtime.py", "--detector", "tiny-separated", "--clip", "tiny", "--sizes", "320",
         "--clip-batches", "1", "--rounds", "1", "--repeats", "2", "--min-seconds", "0.2",
         "--cache", str(model_cache), "--json", str(tmp_path / "r.json"),
         "--markdown", str(tmp_path / "r.md"), cache=model_cache,
