@@ -44,10 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from .runtime.allocator import tune_malloc
-    from .runtime.openmp import sleep_idle_openmp
 
     tune_malloc()  # before torch and the executors start their threads
-    sleep_idle_openmp(settings.runtime, settings.device)  # before torch loads OpenMP
     return _serve(settings)
 
 

@@ -252,6 +252,22 @@ async def llm_probe(
     }
 
 
+async def served_by(server: Server) -> dict[str, str]:
+    """Who serves each vision model, from /health: `auto` resolves on the server's machine."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.base_url}/health") as response,
+    ):
+        models = (await response.json())["models"]
+    return {
+        name: " ".join(
+            [entry["runtime"], *([entry["runtime_device"]] if "runtime_device" in entry else [])]
+        )
+        for name, entry in models.items()
+        if "runtime" in entry
+    }
+
+
 async def run_events(server: Server, args: argparse.Namespace) -> list[dict[str, Any]]:
     confidence = args.confidence or integration_confidence()
     width, height = (int(v) for v in args.image_size.split("x"))
@@ -566,11 +582,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start = load_averages()
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); load average {' '.join(load_start)}")
     events: list[dict[str, Any]] = []
+    served: dict[str, str] = {}
     peak_rss_mb = float("nan")
     servers: list[Server] = []
     try:
         with running_server(*server_args, env=server_env(args)) as server:
             servers.append(server)
+            served = asyncio.run(served_by(server))
+            print(f"served by: {', '.join(f'{k} {v}' for k, v in served.items())}", flush=True)
             events = asyncio.run(run_events(server, args))
             peak_rss_mb = server.peak_rss_mb()
     except subprocess.TimeoutExpired as err:
@@ -596,6 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_end": load_end,
         "server_args": server_args,
         "runtime": args.runtime,
+        "served_by": served,
         "stages": list(args.stages),
         "models": {name: str(path) for name, path in paths.items()},
         "server_peak_rss_mb": round(peak_rss_mb, 1),

@@ -87,7 +87,7 @@ def resolve_runtime(requested: str, device: DeviceInfo) -> tuple[str, str | None
 
     `auto`: OpenVINO where it sees an Intel GPU (the iGPU beside an Intel CPU, its reason to
     exist here), else ONNX Runtime, else OpenVINO on the CPU, else torch. On the CPU alone the two
-    ran a frame equally fast, but behind the server's HTTP ONNX Runtime kept 0.91-1.00 of its
+    ran a frame equally fast, but behind the server's HTTP ONNX Runtime kept 0.91-1.11 of its
     in-process speed and OpenVINO 0.81-0.94 (docs/benchmarks.md "Optimised runtime").
     The runtimes here are for CPUs and Intel iGPUs: on a CUDA device torch serves.
     """

@@ -52,6 +52,7 @@ def test_report_names_the_machine_and_the_figures(event_run: tuple[dict[str, Any
     result, markdown = event_run
     assert result["cpu_model"] and len(result["load_average_start"]) == 3
     assert result["runtime"] == "torch" and result["stages"] == ["enrich", "describe", "llm"]
+    assert result["served_by"] == {"detector": "torch", "clip": "torch"}  # read from /health
     names = set(result["summary"])
     assert "preliminary alert (/detect?embed=1, frame 1)" in names
     assert "LLM risk (probe): prefill (time to first token)" in names
