@@ -75,13 +75,13 @@ from hsi_client import (  # noqa: E402
 )
 from hsi_client import client as hsi_client_module  # noqa: E402
 
+from ai_server.config import RUNTIMES  # noqa: E402
 from bench import models  # noqa: E402
 from bench.harness import Server, cpu_model, load_averages, running_server  # noqa: E402
 from bench.load import CONST_FILE, SCENE, camera_frames  # noqa: E402
 
 MAX_EVENTS = 50
 STAGES = ("enrich", "describe", "llm")
-RUNTIMES = ("torch", "onnxruntime", "openvino", "auto")
 # A scaled-down nemotron GGUF (same architecture and quantisation) for quick runs and tests.
 TINY_LLM = {"n_embd": 256, "n_layer": 2, "n_head": 2, "n_head_kv": 1, "n_ff": 768}
 TINY_LLM_VOCAB = 8192
