@@ -82,9 +82,6 @@ from bench.load import CONST_FILE, SCENE, camera_frames  # noqa: E402
 
 MAX_EVENTS = 50
 STAGES = ("enrich", "describe", "llm")
-# A scaled-down nemotron GGUF (same architecture and quantisation) for quick runs and tests.
-TINY_LLM = {"n_embd": 256, "n_layer": 2, "n_head": 2, "n_head_kv": 1, "n_ff": 768}
-TINY_LLM_VOCAB = 8192
 
 
 def integration_confidence(path: Path = CONST_FILE) -> float:
@@ -104,16 +101,14 @@ def integration_confidence(path: Path = CONST_FILE) -> float:
 
 
 def model_paths(args: argparse.Namespace) -> dict[str, Path]:
-    from ai_server.models.tiny import make_tiny_models, nemotron_gguf
+    from ai_server.models.tiny import make_tiny_models
 
     cache: Path = args.cache
     paths: dict[str, Path] = {}
     if args.models == "tiny":  # the tiny profile's models and a scaled-down GGUF: a smoke run
         paths = make_tiny_models(cache / "tiny", ["detector", "clip", "florence"])
         if "llm" in args.stages:
-            paths["llm"] = nemotron_gguf(
-                cache / "llm", threads=args.threads, **TINY_LLM, vocab_size=TINY_LLM_VOCAB
-            )
+            paths["llm"] = models.llm("tiny", cache, args.threads)
         return paths
     paths["detector"] = models.detector(args.detector, cache)
     paths["clip"] = models.clip("vitb32", cache)
@@ -122,11 +117,8 @@ def model_paths(args: argparse.Namespace) -> dict[str, Path]:
         if args.llm_path is not None:
             paths["llm"] = args.llm_path
         else:
-            params: dict[str, Any] = {}
-            if args.llm_scale == "tiny":
-                params = {**TINY_LLM, "vocab_size": TINY_LLM_VOCAB}
             print("random-weight nemotron GGUF (built on first use: minutes at full size)")
-            paths["llm"] = nemotron_gguf(cache / "llm", threads=args.threads, **params)
+            paths["llm"] = models.llm(args.llm_scale, cache, args.threads)
     return paths
 
 
@@ -508,7 +500,7 @@ def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="full: real-size random-weight models; tiny: the tiny profile's (a smoke run)",
     )
     parser.add_argument(
-        "--llm-scale", choices=("full", "tiny"), default="full", help="tiny: a 2-layer GGUF"
+        "--llm-scale", choices=models.LLM_SCALES, default="full", help="tiny: a 2-layer GGUF"
     )
     parser.add_argument("--llm-path", type=Path, help="a GGUF file instead of the random one")
     parser.add_argument("--threads", type=int, help="torch and llama.cpp threads (default: all)")

@@ -10,6 +10,11 @@ from pathlib import Path
 
 from ai_server.models import tiny
 
+# A scaled-down nemotron GGUF (same architecture and quantisation) for quick runs and tests.
+TINY_LLM = {"n_embd": 256, "n_layer": 2, "n_head": 2, "n_head_kv": 1, "n_ff": 768}
+TINY_LLM_VOCAB = 8192
+LLM_SCALES = ("full", "tiny")
+
 
 def cached_model(target: Path, build: Callable[[Path], object], what: str) -> Path:
     """`target`, built by `build` into a scratch folder and renamed, once."""
@@ -66,3 +71,12 @@ def florence(name: str, cache: Path) -> Path:
             "Florence-2 base",
         )
     return Path(name)
+
+
+def llm(scale: str, cache: Path, threads: int | None = None) -> Path:
+    """The random-weight nemotron GGUF: `full` (Nemotron Mini 4B's shapes, Q4_K_M, built by
+    llama.cpp's quantiser on first use: minutes) or `tiny` (the same architecture, 2 layers)."""
+    if scale not in LLM_SCALES:
+        raise ValueError(f"unknown LLM scale {scale!r}: {', '.join(LLM_SCALES)}")
+    params = {**TINY_LLM, "vocab_size": TINY_LLM_VOCAB} if scale == "tiny" else {}
+    return tiny.nemotron_gguf(cache / "llm", threads=threads, **params)

@@ -11,7 +11,7 @@ policies alternate (default, PASSIVE, PASSIVE, default, ...) so that a machine s
 speeding up meets both alike. Each process evaluates the same prompt of --prompt-tokens token ids
 and then decodes --tokens tokens one at a time (no sampling: the next id is fixed), timing both.
 
-    python bench/openmp.py                                  # the real-size random nemotron GGUF
+    python bench/openmp.py                                  # the full-size random nemotron GGUF
     python bench/openmp.py --model tiny --pairs 1 --tokens 8  # smoke run (what the test runs)
 """
 
@@ -30,9 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ai_server.models.tiny import nemotron_gguf
 from ai_server.runtime.accel import default_threads
-from bench.event import TINY_LLM, TINY_LLM_VOCAB
+from bench import models
 from bench.harness import cpu_model, load_averages
 
 VARIABLE = "OMP_WAIT_POLICY"
@@ -41,7 +40,9 @@ POLICIES = ("default", "PASSIVE")
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--model", default="real", help="real (Nemotron Mini 4B's shapes), tiny")
+    parser.add_argument(
+        "--model", choices=models.LLM_SCALES, default="full", help="full: Nemotron Mini 4B's shapes"
+    )
     parser.add_argument("--pairs", type=int, default=2, help="processes per policy")
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--tokens", type=int, default=48, help="tokens decoded one at a time")
@@ -110,10 +111,7 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(measure(args.child, args)))
         return
-    params: dict[str, Any] = {}
-    if args.model == "tiny":
-        params = {**TINY_LLM, "vocab_size": TINY_LLM_VOCAB}
-    path = nemotron_gguf(args.cache / "llm", threads=args.threads, **params)
+    path = models.llm(args.model, args.cache, args.threads)
     result: dict[str, Any] = {
         "cpu": cpu_model(),
         "threads": args.threads,

@@ -120,13 +120,13 @@ def bench_detector(args: argparse.Namespace, runtimes: list[str]) -> list[dict[s
             loaded[runtime] = detector
         if not loaded:
             continue
-        model = next(iter(loaded.values()))._model  # the checkpoint every runtime was made from
-        work = gflop(partial(_detector_forward, model), torch.rand(1, 3, size, size))
+        first = next(iter(loaded.values()))  # the checkpoint every runtime was made from
+        work = gflop(partial(_detector_forward, first._model), torch.rand(1, 3, size, size))
         seconds: dict[str, list[float]] = {runtime: [] for runtime in loaded}
         for _ in range(args.rounds):
             for runtime, detector in loaded.items():
                 seconds[runtime].append(measure(partial(detector.detect, request), args))
-        pre = preprocess_seconds(next(iter(loaded.values())), frame, args)
+        pre = preprocess_seconds(first, frame, args)
         for runtime, detector in loaded.items():
             best = min(seconds[runtime])
             rows.append(
