@@ -451,11 +451,13 @@ class LlamaCppLLM(LLMBackend):
         # cached prompt still replays its last token).
         evaluated = int(llama_cpp.llama_perf_context(context.ctx).n_p_eval)
         text = "".join(pieces)
+        # The stream does not say how many tokens it generated: re-tokenising the text estimates
+        # it, and can come out a token or two above the truth (24 generated, 25 re-tokenised).
+        # Generation stops at max_tokens, so the count never exceeds it.
+        generated = len(context.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
         usage = Usage(
             prompt_tokens=len(prompt),
-            completion_tokens=len(context.tokenize(text.encode("utf-8"), add_bos=False))
-            if text
-            else 0,
+            completion_tokens=min(generated, request.max_tokens),
             prompt_tokens_evaluated=min(len(prompt), max(1, evaluated)),
         )
         yield Delta("", finish or "stop", usage)
