@@ -144,7 +144,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             unavailable("queue_full", f"{err}; retry in a moment", retry_after=err.retry_after)
         )
     except ModelUnavailableError as err:
-        return _error_response(unavailable("model_unavailable", str(err), retry_after=5))
+        return _error_response(
+            unavailable("model_unavailable", str(err), retry_after=err.retry_after or 5)
+        )
     except BatcherClosedError as err:
         return _error_response(unavailable("shutting_down", str(err), retry_after=5))
     except web.HTTPRequestEntityTooLarge:

@@ -34,7 +34,7 @@ async def list_models(request: web.Request) -> web.Response:
 async def load_model(request: web.Request) -> web.Response:
     registry, name = request.app[REGISTRY], request.match_info["name"]
     _known(registry, name)
-    await registry.load(name)
+    await registry.load(name, retry_now=True)  # the operator asks: no hold-off
     return web.json_response({"name": name, **registry.status()[name]})
 
 

@@ -5,7 +5,10 @@ keeps answering /health while weights load. Each model has its own lock, so conc
 requests trigger one load, not several. A load failure is remembered and reported (the server
 stays up, /health says `degraded`), and a later request retries it. Running out of memory
 while loading (MemoryError, torch.OutOfMemoryError, the CPU allocator's RuntimeError) is logged
-as an error saying so, and what the failed load allocated is collected at once.
+as an error saying so, and what the failed load allocated is collected at once; requests then
+get the error at once for `LOAD_RETRY_S` instead of each pushing the host to its limit again
+(cameras ask every second), while `load(retry_now=True)` (POST /models/{name}/load, for an
+operator who freed memory) tries at once.
 
 Weights that must be downloaded first (a spec's `weights`, see `models/hub.py`) are fetched by
 one background task per model, never by a request: at start (`provision`), or when a request
@@ -43,15 +46,17 @@ GIB = 2**30
 Status = Literal["unloaded", "loading", "loaded", "error"]
 State = Literal["pending", "downloading", "loading", "ready", "error"]
 FETCH_RETRY_S = 60.0  # a request restarts a failed download at most this often
+LOAD_RETRY_S = 60.0  # a request retries a load that ran out of memory at most this often
 
 
 class ModelUnavailableError(Exception):
     """A model is unknown, failed to load, or was unloaded mid-request."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str, reason: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"model {name!r} is unavailable: {reason}")
         self.name = name
         self.reason = reason
+        self.retry_after = retry_after  # seconds, where the registry knows better than a guess
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class _Slot:
     fetch_task: asyncio.Task[None] | None = None
     progress: DownloadProgress | None = None  # of the running download
     fetch_failed_at: float | None = None  # monotonic time of the last failed download
+    out_of_memory_at: float | None = None  # monotonic time of the last load out of memory
 
     @property
     def downloading(self) -> bool:
@@ -253,12 +259,16 @@ class ModelRegistry:
             slot.spec.name, f"its weights are downloading ({weights.source}{where}); retry later"
         )
 
-    async def load(self, name: str) -> None:
+    async def load(self, name: str, *, retry_now: bool = False) -> None:
+        """Load `name` unless resident; a load that ran out of memory less than LOAD_RETRY_S ago
+        is not tried again (the same error at once) unless `retry_now`."""
         slot = self._slot(name)
         self._require_weights(slot)
         async with slot.lock:
             if slot.model is not None:
                 return
+            if not retry_now:
+                self._hold_off_after_out_of_memory(slot)
             if self.budget_bytes is None:
                 await self._load_locked(slot)
                 return
@@ -268,6 +278,19 @@ class ModelRegistry:
                 if self.resident_bytes() > self.budget_bytes:  # the estimate was too low
                     with contextlib.suppress(ModelUnavailableError):
                         await self._make_room(slot, loaded=True)
+
+    @staticmethod
+    def _hold_off_after_out_of_memory(slot: _Slot) -> None:
+        if slot.out_of_memory_at is None:
+            return
+        wait = slot.out_of_memory_at + LOAD_RETRY_S - time.monotonic()
+        if wait > 0:
+            raise ModelUnavailableError(
+                slot.spec.name,
+                f"{slot.error}; the next try in {wait:.0f} s, or at once by "
+                f"POST /models/{slot.spec.name}/load",
+                retry_after=wait,
+            )
 
     async def _load_locked(self, slot: _Slot) -> None:
         name = slot.spec.name
@@ -282,16 +305,18 @@ class ModelRegistry:
             if _out_of_memory(err):
                 # Whatever the failed load allocated is garbage now: hand it back before the
                 # models still serving need it. Always an error, optional model or not: the
-                # operator must free memory or pick a smaller model; the next request retries.
+                # operator must free memory or pick a smaller model.
                 await asyncio.to_thread(_collect)
                 slot.status, slot.error = "error", f"out of memory while loading: {_reason(err)}"
+                slot.out_of_memory_at = time.monotonic()
                 self._changed()
                 _LOGGER.error(
                     "could not load %s: out of memory (%s); the other models keep serving, "
-                    "the next request for %s retries",
+                    "a request for %s retries in %.0f s",
                     name,
                     _reason(err),
                     name,
+                    LOAD_RETRY_S,
                 )
                 raise ModelUnavailableError(name, slot.error) from err
             slot.status, slot.error = "error", _reason(err)
@@ -299,7 +324,7 @@ class ModelRegistry:
             log = _LOGGER.warning if slot.spec.optional else _LOGGER.error
             log("could not load %s: %s", name, slot.error)
             raise ModelUnavailableError(name, slot.error) from err
-        slot.model, slot.status = model, "loaded"
+        slot.model, slot.status, slot.out_of_memory_at = model, "loaded", None
         slot.load_seconds = time.perf_counter() - started
         if isinstance(model, _Measurable):
             slot.size_bytes = model.memory_bytes()

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ai_server.models.llm import GenerationRequest, LLMError, RemoteLLM
+from ai_server.runtime import registry as registry_module
 from ai_server.runtime.registry import ModelRegistry, ModelSpec, ModelUnavailableError
 
 from .conftest import TINY_DETECTOR_REPO, MakeClient, image_bytes
@@ -263,7 +264,9 @@ async def test_out_of_memory_on_model_load_degrades_and_a_later_load_retries(
     """Florence-2 runs out of memory while loading at start: the process stays up, logs an
     error naming florence and saying "out of memory", /health is degraded naming it, /detect
     keeps serving, /describe answers 503 saying why. Once memory suffices (here: the folder
-    holds a model that fits) the next /describe loads it and /health is healthy again."""
+    holds a model that fits) requests still get the 503 at once for a minute, saying when the
+    next try is, with Retry-After (no camera pushes the host to its limit every second); the
+    operator's POST /models/florence/load tries at once, and /describe and /health are whole."""
     from ai_server.models import tiny
 
     good = tmp_path / "florence-good"
@@ -306,9 +309,21 @@ async def test_out_of_memory_on_model_load_degrades_and_a_later_load_retries(
             assert "florence" in failed["error"]["message"]
             assert "out of memory" in failed["error"]["message"]
             assert process.poll() is None
-            # Memory suffices again: the next request retries the load, which now succeeds.
+            # Memory suffices again, but requests hold off for LOAD_RETRY_S...
             shutil.rmtree(florence)
             shutil.copytree(good, florence)
+            async with session.post(
+                f"{base}/describe", json={"image_base64": picture, "task": "caption"}
+            ) as response:
+                held = await response.json()
+                assert response.status == 503, held
+                assert 1 <= int(response.headers["Retry-After"]) <= 60
+            assert "next try in" in held["error"]["message"]
+            assert "POST /models/florence/load" in held["error"]["message"]
+            # ...and the operator's load tries at once.
+            async with session.post(f"{base}/models/florence/load") as response:
+                assert response.status == 200, await response.text()
+                assert (await response.json())["loaded"] is True
             async with session.post(
                 f"{base}/describe", json={"image_base64": picture, "task": "caption"}
             ) as response:
@@ -347,14 +362,42 @@ async def test_memory_error_on_load_is_reported_as_out_of_memory(
     """Python's own MemoryError (not the torch allocator's RuntimeError) is recognised too, and
     an optional model running out of memory is still logged as an error."""
     registry = ModelRegistry([ModelSpec("greedy", _Greedy, optional=True)], warmup=False)
-    for attempt in (1, 2):  # each request retries the load
+    for attempt in (1, 2):  # asked to retry now (as POST /models/greedy/load does): it tries
         with pytest.raises(ModelUnavailableError, match="out of memory"):
-            await registry.load("greedy")
+            await registry.load("greedy", retry_now=True)
         errors = [r for r in caplog.records if r.levelname == "ERROR"]
         assert len(errors) == attempt
         assert "greedy" in errors[-1].getMessage()
         assert "out of memory" in errors[-1].getMessage()
     assert registry.status()["greedy"]["status"] == "error"
+
+
+async def test_requests_hold_off_after_a_load_runs_out_of_memory(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within LOAD_RETRY_S of running out of memory, requests get the error at once (no load:
+    no new log line, the factory not called) with how long until the next try; after it, the
+    next request tries again."""
+    built = []
+
+    def greedy() -> _Greedy:
+        built.append(1)
+        return _Greedy()
+
+    registry = ModelRegistry([ModelSpec("greedy", greedy)], warmup=False)
+    with pytest.raises(ModelUnavailableError, match="out of memory"):
+        await registry.get("greedy", _Greedy)
+    for _ in range(3):
+        with pytest.raises(ModelUnavailableError, match="next try in 60 s") as held:
+            await registry.get("greedy", _Greedy)
+        assert held.value.retry_after is not None and 59 < held.value.retry_after <= 60
+    assert len(built) == 1
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+    assert registry.status()["greedy"]["status"] == "error"
+    monkeypatch.setattr(registry_module, "LOAD_RETRY_S", 0.0)
+    with pytest.raises(ModelUnavailableError, match="out of memory while loading"):
+        await registry.get("greedy", _Greedy)
+    assert len(built) == 2
 
 
 async def _settled(base: str, process: subprocess.Popen[bytes], folder: Path) -> dict[str, Any]:
