@@ -48,7 +48,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -77,7 +76,13 @@ from hsi_client import client as hsi_client_module  # noqa: E402
 
 from ai_server.config import RUNTIMES  # noqa: E402
 from bench import models  # noqa: E402
-from bench.harness import Server, cpu_model, load_averages, running_server  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Server,
+    add_server_options,
+    cpu_model,
+    load_averages,
+    running_server,
+)
 from bench.load import CONST_FILE, SCENE, camera_frames  # noqa: E402
 
 MAX_EVENTS = 50
@@ -521,15 +526,7 @@ def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--analyze-timeout", type=float, default=1800, help="seconds the bench waits for /analyze"
     )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        dest="extra",
-        help="extra `ai_server serve` option (repeatable)",
-    )
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
+    add_server_options(parser)
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--markdown", type=Path, help="write the figures as Markdown here")
     args = parser.parse_args(argv)

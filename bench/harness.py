@@ -268,6 +268,29 @@ def load_averages() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
 
 
+def add_cache_option(parser: argparse.ArgumentParser) -> None:
+    """--cache: where the random-weight models (and their runtime exports) are built, once."""
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "hsi-bench",
+        help="folder of the built models, kept between runs",
+    )
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """--device, --server-arg and --cache: how a bench starts its `ai_server serve` process."""
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        dest="extra",
+        help="extra `ai_server serve` option, e.g. --server-arg=--queue-max=8 (repeatable)",
+    )
+    add_cache_option(parser)
+
+
 def bench_parser(
     doc: str | None,
     *,
@@ -287,6 +310,6 @@ def bench_parser(
     )
     parser.add_argument("--max-batch", default="auto", help="HSI_BATCH_MAX_SIZE for the server")
     parser.add_argument("--max-wait-ms", type=float, default=2)
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
+    add_cache_option(parser)
     parser.add_argument("--json", type=Path, help="write the figures here")
     return parser

@@ -22,7 +22,6 @@ import io
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from ai_server.imaging import Box
 from ai_server.keys import PRELOAD_TASK
 from ai_server.models import tiny
 from ai_server.models.llm import GenerationRequest, LlamaCppLLM
+from bench.harness import add_cache_option
 
 _LABELS = ("person", "car", "dog", "truck", "bicycle")
 _MODES = ("home", "away", "night", "vacation")
@@ -54,7 +54,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=12, help="risk prompts per backend")
     parser.add_argument("--analyze", type=int, default=8, help="/analyze calls for the split")
     parser.add_argument("--max-tokens", type=int, default=risk.RISK_MAX_TOKENS)
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
+    add_cache_option(parser)
     parser.add_argument("--json", type=Path, help="write the figures here")
     return parser.parse_args()
 

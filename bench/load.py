@@ -52,7 +52,6 @@ import random
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -89,6 +88,7 @@ from hsi_client import (  # noqa: E402
 from bench import models  # noqa: E402
 from bench.harness import (  # noqa: E402
     Server,
+    add_server_options,
     cpu_model,
     load_averages,
     percentile,
@@ -1130,15 +1130,7 @@ def _args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="profile",
         help="profile (the profile's), r18vd or r50vd (real-size, random weights), or a path",
     )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        dest="extra",
-        help="extra `ai_server serve` option, e.g. --server-arg=--queue-max=8 (repeatable)",
-    )
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
+    add_server_options(parser)
     parser.add_argument("--sample-s", type=float, default=1.0, help="RSS/CPU/metrics interval")
     parser.add_argument(
         "--warmup-s", type=float, help="seconds left out of the RSS slope (default 20 %%, <= 120)"

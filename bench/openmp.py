@@ -23,7 +23,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ai_server.runtime.accel import default_threads
 from bench import models
-from bench.harness import cpu_model, load_averages
+from bench.harness import add_cache_option, cpu_model, load_averages
 
 VARIABLE = "OMP_WAIT_POLICY"
 POLICIES = ("default", "PASSIVE")
@@ -47,7 +46,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--tokens", type=int, default=48, help="tokens decoded one at a time")
     parser.add_argument("--threads", type=int, default=default_threads())
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
+    add_cache_option(parser)
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # one measurement
     return parser.parse_args()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -38,7 +37,7 @@ from ai_server.runtime.devices import resolve_device
 from bench import models
 from bench.detect import jpeg
 from bench.embed import crop_jpeg
-from bench.harness import cpu_model, in_worker, ints, load_averages, steady_time
+from bench.harness import add_cache_option, cpu_model, in_worker, ints, load_averages, steady_time
 
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 
@@ -60,7 +59,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement")
     parser.add_argument("--min-seconds", type=float, default=3.0, help="per measurement")
     parser.add_argument("--image-size", default="640x480", help="the camera frame")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hsi-bench")
+    add_cache_option(parser)
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     return parser.parse_args()
