@@ -115,8 +115,16 @@ COCO_LABELS = (
 COCO_ID2LABEL = {i: name.replace("_", " ") for i, name in enumerate(COCO_LABELS)}
 
 
-def build_detector(target: Path, *, image_size: int = 640, seed: int = 0) -> None:
-    """A ~2 MB RT-DETRv2 (ResNet backbone, 2 decoder layers, COCO labels) with random weights."""
+def _save_rtdetr_v2(
+    target: Path,
+    *,
+    seed: int,
+    image_size: int = 640,
+    backbone: dict[str, Any] | None = None,
+    **config: Any,
+) -> None:
+    """A random-weight RT-DETRv2 with COCO labels: `config` over RTDetrV2Config's defaults (the
+    r50vd), `backbone` over a basic-block ResNet's (none: the default ResNet-50-vd)."""
     from transformers import (
         RTDetrImageProcessor,
         RTDetrResNetConfig,
@@ -125,15 +133,25 @@ def build_detector(target: Path, *, image_size: int = 640, seed: int = 0) -> Non
     )
 
     torch.manual_seed(seed)
-    backbone = RTDetrResNetConfig(
-        embedding_size=16,
-        hidden_sizes=[16, 32, 64, 128],
-        depths=[1, 1, 1, 1],
-        layer_type="basic",
-        out_features=["stage2", "stage3", "stage4"],  # type: ignore[call-arg]
-    )
-    config = RTDetrV2Config(
-        backbone_config=backbone,
+    if backbone is not None:
+        config["backbone_config"] = RTDetrResNetConfig(
+            layer_type="basic",
+            out_features=["stage2", "stage3", "stage4"],  # type: ignore[call-arg]
+            **backbone,
+        )
+    labels = {"id2label": COCO_ID2LABEL, "label2id": {v: k for k, v in COCO_ID2LABEL.items()}}
+    RTDetrV2ForObjectDetection(RTDetrV2Config(**labels, **config)).eval().save_pretrained(target)
+    size = {"height": image_size, "width": image_size}
+    RTDetrImageProcessor(size=size).save_pretrained(target)
+
+
+def build_detector(target: Path, *, image_size: int = 640, seed: int = 0) -> None:
+    """A ~2 MB RT-DETRv2 (ResNet backbone, 2 decoder layers, COCO labels) with random weights."""
+    _save_rtdetr_v2(
+        target,
+        seed=seed,
+        image_size=image_size,
+        backbone={"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 1, 1]},
         encoder_in_channels=[32, 64, 128],
         encoder_hidden_dim=32,
         encoder_ffn_dim=64,
@@ -145,55 +163,30 @@ def build_detector(target: Path, *, image_size: int = 640, seed: int = 0) -> Non
         decoder_attention_heads=2,
         num_queries=20,
         num_denoising=0,
-        id2label=COCO_ID2LABEL,
-        label2id={v: k for k, v in COCO_ID2LABEL.items()},
     )
-    model = RTDetrV2ForObjectDetection(config).eval()
-    model.save_pretrained(target)
-    RTDetrImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(target)
 
 
 def build_detector_r18vd(target: Path, *, seed: int = 0) -> None:
     """RT-DETRv2 r18vd (PekingU/rtdetr_v2_r18vd's architecture, the CPU default) with random
     weights (benchmarks only)."""
-    from transformers import (
-        RTDetrImageProcessor,
-        RTDetrResNetConfig,
-        RTDetrV2Config,
-        RTDetrV2ForObjectDetection,
-    )
-
-    torch.manual_seed(seed)
-    backbone = RTDetrResNetConfig(
-        embedding_size=64,
-        hidden_sizes=[64, 128, 256, 512],
-        depths=[2, 2, 2, 2],
-        layer_type="basic",
-        downsample_in_bottleneck=False,
-        out_features=["stage2", "stage3", "stage4"],  # type: ignore[call-arg]
-    )
-    config = RTDetrV2Config(
-        backbone_config=backbone,
+    _save_rtdetr_v2(
+        target,
+        seed=seed,
+        backbone={
+            "embedding_size": 64,
+            "hidden_sizes": [64, 128, 256, 512],
+            "depths": [2, 2, 2, 2],
+            "downsample_in_bottleneck": False,
+        },
         encoder_in_channels=[128, 256, 512],
         hidden_expansion=0.5,
         decoder_layers=3,
-        id2label=COCO_ID2LABEL,
-        label2id={v: k for k, v in COCO_ID2LABEL.items()},
     )
-    RTDetrV2ForObjectDetection(config).eval().save_pretrained(target)
-    RTDetrImageProcessor(size={"height": 640, "width": 640}).save_pretrained(target)
 
 
 def build_detector_r50vd(target: Path, *, seed: int = 0) -> None:
     """The real-size RT-DETRv2 r50vd architecture with random weights (benchmarks only)."""
-    from transformers import RTDetrImageProcessor, RTDetrV2Config, RTDetrV2ForObjectDetection
-
-    torch.manual_seed(seed)
-    config = RTDetrV2Config(
-        id2label=COCO_ID2LABEL, label2id={v: k for k, v in COCO_ID2LABEL.items()}
-    )
-    RTDetrV2ForObjectDetection(config).eval().save_pretrained(target)
-    RTDetrImageProcessor(size={"height": 640, "width": 640}).save_pretrained(target)
+    _save_rtdetr_v2(target, seed=seed)
 
 
 def separate_scores(source: Path, target: Path, *, seed: int = 1) -> Path:
