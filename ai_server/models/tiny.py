@@ -139,7 +139,10 @@ def _save_rtdetr_v2(
             out_features=["stage2", "stage3", "stage4"],  # type: ignore[call-arg]
             **backbone,
         )
-    labels = {"id2label": COCO_ID2LABEL, "label2id": {v: k for k, v in COCO_ID2LABEL.items()}}
+    labels: dict[str, Any] = {
+        "id2label": COCO_ID2LABEL,
+        "label2id": {v: k for k, v in COCO_ID2LABEL.items()},
+    }
     RTDetrV2ForObjectDetection(RTDetrV2Config(**labels, **config)).eval().save_pretrained(target)
     size = {"height": image_size, "width": image_size}
     RTDetrImageProcessor(size=size).save_pretrained(target)
