@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import io
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -43,6 +41,8 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import cpu_model, free_port, percentile  # noqa: E402  (stdlib + aiohttp only)
+
 CAMERAS = 4
 LEVEL_SCORES = (10, 40, 70, 90)  # low, medium, high, critical
 IMAGES_NEWEST = 200  # events (the newest) stored with 4 images each
@@ -53,23 +53,10 @@ def _mod(name: str) -> Any:
     return importlib.import_module(name)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
 def _jpeg(width: int = 640, height: int = 480) -> bytes:
     out = io.BytesIO()
     _mod("PIL.Image").new("RGB", (width, height), (120, 110, 100)).save(out, format="JPEG")
     return out.getvalue()
-
-
-def _free_port() -> int:
-    import socket
-
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Client:
@@ -102,7 +89,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, list[float]]]:
     fake = _mod("hsi_client.testing").FakeServer(embed_supported=False)
     runner = web.AppRunner(fake.app())
     await runner.setup()
-    fake_port = _free_port()
+    fake_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", fake_port).start()
     try:
         with tempfile.TemporaryDirectory(prefix="hsi-bench-timeline-") as config_dir:
@@ -131,7 +118,7 @@ async def _run_in(
         hass.config.media_dirs = {"local": str(Path(config_dir, "media"))}
         frame.async_setup(hass)
         hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
-        port = _free_port()
+        port = free_port()
         assert await setup.async_setup_component(
             hass, "http", {"http": {"server_host": "127.0.0.1", "server_port": port}}
         )
@@ -207,9 +194,18 @@ async def _run_in(
             assert (await ws.receive_json())["type"] == "auth_ok"
             client = Client(ws)
 
-            async def ws_list(**filters: Any) -> None:
+            def stored(camera: int | None = None, min_score: int = 0) -> int:
+                """How many of the stored events match (as `event` built them)."""
+                return sum(
+                    (camera is None or index % CAMERAS == camera)
+                    and LEVEL_SCORES[index % 7 % 4] >= min_score
+                    for index in range(args.events)
+                )
+
+            async def ws_list(matching: int | None = None, **filters: Any) -> None:
                 answer = await client.command({"type": "hsi/events/list", **filters})
-                assert len(answer["result"]["events"]) in (50, min(50, args.events))
+                expected = min(50, args.events if matching is None else matching)
+                assert len(answer["result"]["events"]) == expected, (filters, expected)
 
             async def ws_cameras() -> None:
                 await client.command({"type": "hsi/cameras"})
@@ -237,13 +233,18 @@ async def _run_in(
             results.append(
                 (
                     "list, camera + min level high (websocket)",
-                    await _timed(lambda: ws_list(cameras=[cameras[0]], min_level="high"), n),
+                    await _timed(
+                        lambda: ws_list(
+                            stored(0, LEVEL_SCORES[2]), cameras=[cameras[0]], min_level="high"
+                        ),
+                        n,
+                    ),
                 )
             )
             results.append(
                 (
                     "list, page after half, no images (websocket)",
-                    await _timed(lambda: ws_list(cursor=cursor), n),
+                    await _timed(lambda: ws_list(args.events - half, cursor=cursor), n),
                 )
             )
             results.append(
@@ -285,14 +286,6 @@ async def _run_in(
     return results
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000, help="events stored (default 10000)")
@@ -300,7 +293,7 @@ def main() -> None:
     parser.add_argument("--publishes", type=int, default=100, help="events published per case")
     args = parser.parse_args()
     results = asyncio.run(run(args))
-    print(f"CPU: {_cpu_model()}, {os.cpu_count()} cores; {args.events} events stored")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {args.events} events stored")
     print("| case | n | p50 ms | p95 ms | max ms |")
     print("| --- | --- | --- | --- | --- |")
     for label, times in results:
