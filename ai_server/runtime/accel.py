@@ -207,7 +207,7 @@ class _OpenVinoGraph(Graph):
         core.set_property({"CACHE_DIR": str(cache_dir / "openvino")})
         compiled = None
         device = "CPU"
-        if "GPU" in core.available_devices:
+        if openvino_gpu():  # the one cached scan auto decides by, too
             # An Intel iGPU: OpenVINO's default precision there is f16 (its speed).
             try:
                 compiled = core.compile_model(str(path), "GPU", {"PERFORMANCE_HINT": "LATENCY"})
