@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from hsi_client import level_for
 
 from ai_server.analysis import risk
+from ai_server.models import llm as llm_module
 from ai_server.models import tiny
 from ai_server.models.base import ModelLoadError
 from ai_server.models.llm import (
@@ -137,6 +139,57 @@ async def test_closing_a_stream_stops_generation_and_frees_the_slot(
         local_llm.generate(GenerationRequest(prompt="x", max_tokens=2)), 10
     )
     assert done.finish_reason == "length"
+
+
+class _SetAfter(threading.Event):
+    """An event that reads as set from its (checks + 1)-th check on: cancels at a known step."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.checks = checks
+
+    def is_set(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
+
+
+def test_prefill_stops_between_steps_and_resumes_where_it_stopped(
+    local_llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llm_module, "PREFILL_STEP", 8)
+    context = local_llm._contexts[0]
+    context.reset()
+    tokens = context.tokenize(SYSTEM.encode(), special=True)
+    assert len(tokens) > 40
+    with pytest.raises(llm_module._Stop):
+        llm_module._interruptible_eval(context, _SetAfter(3))(tokens)
+    assert context.n_tokens == 3 * 8  # three steps evaluated, none after the cancel
+    llm_module._interruptible_eval(context, threading.Event())(tokens[24:])
+    assert context.n_tokens == len(tokens)
+    assert list(context.input_ids[: len(tokens)]) == tokens
+
+
+async def test_a_cancelled_prefill_stops_and_the_context_stays_consistent(
+    local_llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generation cancelled mid-prompt (its caller timed out) stops at the next step, gives
+    the context back with llama-cpp's own eval, and the next request on it (reusing the part
+    evaluated, prefix cache on) answers exactly as a fresh context does."""
+    monkeypatch.setattr(llm_module, "PREFILL_STEP", 8)
+    request = GenerationRequest(prompt=SYSTEM + "What now?", max_tokens=12, temperature=0)
+    context = local_llm._contexts[0]
+    context.reset()
+    fresh = await local_llm.generate(request)
+    context.reset()
+    job = llm_module._Job(request, asyncio.get_running_loop(), asyncio.Queue())
+    job.cancel = _SetAfter(2)
+    with pytest.raises(llm_module._Stop):
+        list(local_llm._generate(context, job))
+    assert context.n_tokens == 2 * 8
+    assert "eval" not in vars(context)  # llama-cpp's own eval again
+    again = await local_llm.generate(request)
+    assert again.text == fresh.text
+    assert again.usage.prompt_tokens_evaluated == again.usage.prompt_tokens - 2 * 8
 
 
 async def test_prompt_longer_than_the_context_is_an_error(local_llm: LlamaCppLLM) -> None:
