@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,18 +15,10 @@ LLM_SCALES = ("full", "tiny")
 
 
 def cached_model(target: Path, build: Callable[[Path], object], what: str) -> Path:
-    """`target`, built by `build` into a scratch folder and renamed, once."""
-    if target.is_dir():
-        return target
-    print(f"building random-weight {what} in {target}", flush=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build(scratch)
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    """`target`, built once (again when tiny.TINY_VERSION's recipes change)."""
+    if not tiny.stamp_ok(target):
+        print(f"building random-weight {what} in {target}", flush=True)
+    return tiny.build_once(target, build, f"random-weight {what}")
 
 
 def detector(name: str, cache: Path) -> Path:

@@ -27,8 +27,10 @@ from .vlm import Florence
 
 _LOGGER = logging.getLogger(__name__)
 
-# Bump when a recipe changes, so cached builds are rebuilt.
+# Bump when a recipe changes, so cached builds (the tiny models and bench/'s real-size random
+# builds, each stamped with STAMP) are rebuilt.
 TINY_VERSION = 1
+STAMP = ".hsi-tiny.json"
 
 COCO_LABELS = (
     "person",
@@ -723,36 +725,41 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 
 
 def make_tiny_models(root: Path, names: list[str] | None = None) -> dict[str, Path]:
-    """Build (or reuse) the tiny models under `root`; returns name -> path.
-
-    Each model is written to a temporary folder and renamed into place, so a crash midway
-    never leaves a half-written model that a later run would trust.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for name in names or list(BUILDERS):
-        builder = BUILDERS[name]
-        target = root / name
-        stamp = target / ".hsi-tiny.json"
-        if _stamp_ok(stamp):
-            paths[name] = target
-            continue
-        _LOGGER.info("building tiny %s model in %s", name, target)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-        try:
-            builder(scratch)
-            (scratch / stamp.name).write_text(json.dumps({"version": TINY_VERSION}))
-            if target.exists():
-                shutil.rmtree(target)
-            scratch.rename(target)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        paths[name] = target
-    return paths
+    """Build (or reuse) the tiny models under `root`; returns name -> path."""
+    return {
+        name: build_once(root / name, BUILDERS[name], f"tiny {name} model")
+        for name in names or list(BUILDERS)
+    }
 
 
-def _stamp_ok(stamp: Path) -> bool:
+def build_once(target: Path, build: Callable[[Path], object], what: str) -> Path:
+    """`target`, unless it holds a build of this TINY_VERSION's recipes: then built by `build` in
+    a scratch folder beside it and renamed into place, so a crash midway never leaves a
+    half-written model that a later run would trust."""
+    if stamp_ok(target):
+        return target
+    _LOGGER.info("building %s in %s", what, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        return bool(json.loads(stamp.read_text()).get("version") == TINY_VERSION)
+        build(scratch)
+        write_stamp(scratch)
+        if target.exists():
+            shutil.rmtree(target)
+        scratch.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def write_stamp(folder: Path) -> None:
+    """Mark a finished build as made by this TINY_VERSION's recipes."""
+    (folder / STAMP).write_text(json.dumps({"version": TINY_VERSION}))
+
+
+def stamp_ok(folder: Path) -> bool:
+    """Whether `folder` holds a finished build of this TINY_VERSION's recipes."""
+    try:
+        return bool(json.loads((folder / STAMP).read_text()).get("version") == TINY_VERSION)
     except (OSError, ValueError):
         return False
