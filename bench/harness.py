@@ -43,6 +43,25 @@ class LoadResult:
         return percentile(self.latencies_ms, q)
 
 
+def abba(settings: tuple[str, str], rounds: int) -> list[str]:
+    """Each of two settings `rounds` times, in the order A B B A A B ...: a machine slowing down
+    or speeding up during the run meets both alike."""
+    first, second = settings
+    return [s for r in range(rounds) for s in ((first, second) if r % 2 == 0 else (second, first))]
+
+
+def medians(
+    runs: Sequence[dict[str, Any]], by: str, settings: Sequence[str], keys: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Per setting (the runs' `by` field), the median of each of `keys` over its runs."""
+    return {
+        setting: {
+            key: statistics.median(run[key] for run in runs if run[by] == setting) for key in keys
+        }
+        for setting in settings
+    }
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -31,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ai_server.runtime.accel import default_threads
 from bench import models
-from bench.harness import add_cache_option, cpu_model, load_averages
+from bench.harness import abba, add_cache_option, cpu_model, load_averages, medians
 
 VARIABLE = "OMP_WAIT_POLICY"
 POLICIES = ("default", "PASSIVE")
+FIGURES = ("prefill_tokens_per_s", "decode_tokens_per_s")
 
 
 def _args() -> argparse.Namespace:
@@ -118,22 +118,13 @@ def main() -> None:
         "prompt_tokens": args.prompt_tokens,
         "tokens": args.tokens,
         "load_before": " ".join(load_averages()),
-        "runs": [],
     }
     print(f"{result['cpu']}, {args.threads} threads, {path.name}", flush=True)
-    for pair in range(args.pairs):
-        order = POLICIES if pair % 2 == 0 else POLICIES[::-1]
-        result["runs"] += [run_child(path, policy, args) for policy in order]
+    result["runs"] = [run_child(path, policy, args) for policy in abba(POLICIES, args.pairs)]
     result["load_after"] = " ".join(load_averages())
-    result["median"] = {}
-    for policy in POLICIES:
-        runs = [r for r in result["runs"] if r["policy"] == policy]
-        result["median"][policy] = {
-            key: statistics.median(r[key] for r in runs)
-            for key in ("prefill_tokens_per_s", "decode_tokens_per_s")
-        }
+    result["median"] = medians(result["runs"], "policy", POLICIES, FIGURES)
     base, passive = result["median"]["default"], result["median"]["PASSIVE"]
-    for key in ("prefill_tokens_per_s", "decode_tokens_per_s"):
+    for key in FIGURES:
         result[f"{key}_passive_vs_default"] = passive[key] / base[key]
     print(
         f"median of {args.pairs}: prefill {base['prefill_tokens_per_s']:.2f} (default) /"

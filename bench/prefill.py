@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from ai_server.models import llm as llm_module
 from ai_server.models.llm import GenerationRequest, LlamaCppLLM
 from ai_server.runtime.accel import default_threads
 from bench import models
-from bench.harness import add_cache_option, cpu_model, load_averages
+from bench.harness import abba, add_cache_option, cpu_model, load_averages, medians
 
 SETTINGS = ("shipped", "whole")
 WHOLE = 1 << 30  # one step for any prompt: llama.cpp evaluates it in its own batches, unchecked
@@ -95,8 +94,7 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     try:
         prompt = _prompt(backend, args.prompt_tokens)
         runs: list[dict[str, Any]] = []
-        for index in range(2 * args.rounds):
-            setting = SETTINGS[(index + index // 2) % 2]  # ABBA
+        for setting in abba(SETTINGS, args.rounds):
             llm_module.PREFILL_STEP = shipped if setting == "shipped" else WHOLE
             runs.append(
                 {
@@ -109,13 +107,7 @@ async def run(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     finally:
         llm_module.PREFILL_STEP = shipped
         backend.unload()
-    median = {
-        setting: {
-            key: statistics.median(r[key] for r in runs if r["setting"] == setting)
-            for key in ("release_s", "prefill_tokens_per_s")
-        }
-        for setting in SETTINGS
-    }
+    median = medians(runs, "setting", SETTINGS, ("release_s", "prefill_tokens_per_s"))
     new, old = median["shipped"], median["whole"]
     return {
         "cpu": cpu_model(),
