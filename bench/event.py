@@ -255,12 +255,12 @@ async def served_by(server: Server) -> dict[str, str]:
         aiohttp.ClientSession() as session,
         session.get(f"{server.base_url}/health") as response,
     ):
-        models = (await response.json())["models"]
+        entries = (await response.json())["models"]
     return {
         name: " ".join(
             [entry["runtime"], *([entry["runtime_device"]] if "runtime_device" in entry else [])]
         )
-        for name, entry in models.items()
+        for name, entry in entries.items()
         if "runtime" in entry
     }
 

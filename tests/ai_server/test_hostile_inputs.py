@@ -10,10 +10,9 @@ nothing gets a 5xx, and the server stays healthy. Three layers:
   images through /detect, /analyze (multipart and JSON) and /describe; hypothesis-built
   multipart bodies (random part names and headers, broken boundaries, non-UTF-8) and /analyze
   metadata (any JSON value in any field, deep nesting, NaN, negative numbers, unknown fields);
-- its memory: RSS (read after the server's periodic malloc trim) after warm-up rounds of the hostile
-  batch, and after six more rounds, must
-  stay within `RSS_MARGIN_MB` (the rounds allocate up to ~110 MB each for the largest valid
-  image, a 6000x6000 PNG: freed memory has to go back).
+- its memory: RSS (read after the server's periodic malloc trim) after warm-up rounds of the
+  hostile batch, and after six more rounds, must stay within `RSS_MARGIN_MB` (the rounds allocate
+  up to ~110 MB each for the largest valid image, a 6000x6000 PNG: freed memory has to go back).
 """
 
 from __future__ import annotations
